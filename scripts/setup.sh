@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Provides what the runner and its tests need on a fresh machine, from package
+# registries only, and says what it chose and why:
+#   - the example stacks' dependencies (npm ci in stacks/, install scripts off);
+#   - a Terraform engine: the pinned OpenTofu (from PATH, from the cache, or built
+#     from the Go module proxy) and, for a second test pass, a terraform on PATH;
+#   - with `test`: the AWS provider in a project-owned filesystem mirror, and
+#     moto's server in a virtual environment.
+# Builds are cached outside the clone, keyed by version, so a second run costs
+# seconds. It writes .toolchain/env.sh, which scripts/run.sh sources.
+#
+# Usage: scripts/setup.sh [runtime|test]    (default: test)
+set -euo pipefail
+
+purpose="${1:-test}"
+case "$purpose" in runtime | test) ;; *)
+  echo "setup: unknown purpose '$purpose' (expected runtime or test)" >&2
+  exit 64
+  ;;
+esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${GITOPS_RUNNER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gitops-runner}"
+toolchain="$root/.toolchain"
+mkdir -p "$cache" "$toolchain"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+fail() {
+  printf 'setup: error: %s\n' "$*" >&2
+  exit 1
+}
+pinned() { node -p "require('$root/versions.json')$1"; }
+elapsed() { echo "$(($(date +%s) - $1))s"; }
+
+# --- Node.js -----------------------------------------------------------------
+# npm scripts put node_modules/.bin first on PATH, where the `node` package
+# provides the pinned Node 24 on machines whose own Node is older.
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if ((node_major < 24)); then
+  fail "Node.js $(node --version) is too old; run 'npm ci' first, then use npm run/exec, which put the pinned Node $(pinned .node) on PATH"
+fi
+say "node $(node --version) at $(command -v node)"
+
+# --- example stacks' dependencies ---------------------------------------------
+stacks_lock_hash="$(sha256sum "$root/stacks/package-lock.json" | cut -c1-16)"
+if [[ "$(cat "$root/stacks/node_modules/.lock-hash" 2>/dev/null)" != "$stacks_lock_hash" ]]; then
+  started=$(date +%s)
+  npm ci --prefix "$root/stacks" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+  echo "$stacks_lock_hash" >"$root/stacks/node_modules/.lock-hash"
+  say "stacks: installed dependencies for lockfile $stacks_lock_hash in $(elapsed "$started")"
+else
+  say "stacks: dependencies already installed for lockfile $stacks_lock_hash"
+fi
+
+# --- OpenTofu ------------------------------------------------------------------
+tofu_version="$(pinned .opentofu)"
+tofu_cached="$cache/opentofu/$tofu_version/tofu"
+tofu_bin=""
+
+version_of() { "$1" version -json 2>/dev/null | node -p 'JSON.parse(require("fs").readFileSync(0, "utf8")).terraform_version' 2>/dev/null || true; }
+
+if command -v tofu >/dev/null && [[ "$(version_of "$(command -v tofu)")" == "$tofu_version" ]]; then
+  tofu_bin="$(command -v tofu)"
+  say "engine: tofu $tofu_version at $tofu_bin (on PATH at the pinned version)"
+elif [[ -x "$tofu_cached" ]]; then
+  tofu_bin="$tofu_cached"
+  say "engine: tofu $tofu_version at $tofu_bin (built earlier from the Go module proxy, cached)"
+elif command -v go >/dev/null; then
+  say "engine: building tofu $tofu_version from the Go module proxy (no pinned tofu on PATH or in $cache); this takes a few minutes once"
+  started=$(date +%s)
+  build_dir="$(mktemp -d)"
+  if (cd "$root/toolchain/opentofu" && GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$build_dir/tofu" github.com/opentofu/opentofu/cmd/tofu) >&2; then
+    mkdir -p "$(dirname "$tofu_cached")"
+    mv "$build_dir/tofu" "$tofu_cached"
+    tofu_bin="$tofu_cached"
+    say "engine: tofu $tofu_version built in $(elapsed "$started"), cached at $tofu_bin"
+  else
+    say "engine: the OpenTofu build failed (output above)"
+  fi
+  rm -rf "$build_dir"
+else
+  say "engine: no Go toolchain to build OpenTofu $tofu_version"
+fi
+
+terraform_bin="$(command -v terraform || true)"
+if [[ -n "$terraform_bin" ]]; then
+  say "engine: terraform $(version_of "$terraform_bin") at $terraform_bin (on PATH; supported, tests give it a second pass)"
+fi
+if [[ -z "$tofu_bin" && -z "$terraform_bin" ]]; then
+  fail "no Terraform engine: OpenTofu $tofu_version could not be built and no terraform is on PATH"
+fi
+primary_engine="${tofu_bin:-$terraform_bin}"
+[[ -n "$tofu_bin" ]] || say "engine: using terraform at $terraform_bin until OpenTofu builds"
+
+# --- AWS provider, in a project-owned filesystem mirror --------------------------
+# cdktf writes the provider source as "aws": Terraform resolves it on
+# registry.terraform.io, OpenTofu on registry.opentofu.org, so the mirror links
+# the one binary under both host names. An unpacked mirror is linked, not
+# copied, into each stack's .terraform by init.
+cli_config="$toolchain/terraformrc"
+mirror="$toolchain/providers"
+provider_version="$(pinned .awsProvider.version)"
+provider_file="terraform-provider-aws_v${provider_version}_x5"
+provider_rel="hashicorp/aws/$provider_version/linux_amd64/$provider_file"
+provider_bin=""
+
+if [[ "$purpose" == test ]]; then
+  for candidate_mirror in ${GITOPS_RUNNER_PROVIDER_MIRROR:-} /opt/tf-plugins "$HOME/.terraform.d/plugins" \
+    "$HOME/.local/share/terraform/plugins" /usr/local/share/terraform/plugins /usr/share/terraform/plugins; do
+    for host in registry.terraform.io registry.opentofu.org; do
+      if [[ -z "$provider_bin" && -x "$candidate_mirror/$host/$provider_rel" ]]; then
+        provider_bin="$candidate_mirror/$host/$provider_rel"
+        say "provider: aws $provider_version from the filesystem mirror at $candidate_mirror (found on this machine)"
+      fi
+    done
+  done
+  provider_cached="$cache/aws-provider/$provider_version/$provider_file"
+  if [[ -z "$provider_bin" && -x "$provider_cached" ]]; then
+    provider_bin="$provider_cached"
+    say "provider: aws $provider_version at $provider_bin (built earlier from the Go module proxy, cached)"
+  fi
+  if [[ -z "$provider_bin" ]]; then
+    say "provider: no mirror carries aws $provider_version; building it from the Go module proxy (tens of minutes once)"
+    started=$(date +%s)
+    build_dir="$(mktemp -d)"
+    if (cd "$root/toolchain/aws-provider" && GOFLAGS=-mod=mod go mod tidy &&
+      GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$build_dir/$provider_file" \
+        github.com/hashicorp/terraform-provider-aws) >&2; then
+      mkdir -p "$(dirname "$provider_cached")"
+      mv "$build_dir/$provider_file" "$provider_cached"
+      provider_bin="$provider_cached"
+      say "provider: aws $provider_version built in $(elapsed "$started"), cached at $provider_bin"
+    fi
+    rm -rf "$build_dir"
+    [[ -n "$provider_bin" ]] || fail "the AWS provider $provider_version is in no filesystem mirror and could not be built (output above); set GITOPS_RUNNER_PROVIDER_MIRROR to a mirror that holds it"
+  fi
+  rm -rf "$mirror"
+  for host in registry.terraform.io registry.opentofu.org; do
+    mkdir -p "$(dirname "$mirror/$host/$provider_rel")"
+    ln -s "$provider_bin" "$mirror/$host/$provider_rel"
+  done
+fi
+
+mkdir -p "$mirror"
+cat >"$cli_config" <<EOF
+# Written by scripts/setup.sh. Providers come from this project's mirror only:
+# no provider registry is reachable from the machines this runs on.
+provider_installation {
+  filesystem_mirror {
+    path    = "$mirror"
+    include = ["registry.terraform.io/hashicorp/aws", "registry.opentofu.org/hashicorp/aws"]
+  }
+}
+disable_checkpoint = true
+EOF
+
+# --- moto, an AWS API on loopback for the tests --------------------------------------
+moto_server=""
+if [[ "$purpose" == test ]]; then
+  moto_version="$(pinned .moto)"
+  moto_venv="$cache/moto/$moto_version"
+  if [[ ! -x "$moto_venv/bin/moto_server" ]]; then
+    started=$(date +%s)
+    rm -rf "$moto_venv"
+    python3 -m venv "$moto_venv"
+    "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version" >&2
+    say "moto: installed moto[server] $moto_version in $moto_venv in $(elapsed "$started")"
+  else
+    say "moto: moto[server] $moto_version in $moto_venv (cached)"
+  fi
+  moto_server="$moto_venv/bin/moto_server"
+fi
+
+# --- the environment for scripts/run.sh ----------------------------------------------
+{
+  echo "# Written by scripts/setup.sh ($purpose); sourced by scripts/run.sh."
+  echo "export PATH=\"$(dirname "$primary_engine"):\$PATH\""
+  echo "export TF_CLI_CONFIG_FILE=\"$cli_config\""
+  echo "export GITOPS_RUNNER_TERRAFORM=\"$primary_engine\""
+  echo "export GITOPS_RUNNER_TEST_ENGINES=\"${tofu_bin}${tofu_bin:+${terraform_bin:+:}}${terraform_bin}\""
+  echo "export GITOPS_RUNNER_TEST_MOTO_SERVER=\"$moto_server\""
+} >"$toolchain/env.sh"
+say "ready: engine $primary_engine, CLI configuration $cli_config"

@@ -1,0 +1,30 @@
+/**
+ * Errors the runner raises carry a stable `code` to match on (never the message
+ * text) and the `cause` they wrap.
+ */
+export type ErrorCode =
+  | "EXEC_FAILED"
+  | "EXEC_TIMEOUT"
+  | "EXEC_CANCELLED"
+  | "EXEC_NOT_FOUND"
+  | "SYNTH_CONFIG_INVALID"
+  | "SYNTH_FAILED"
+  | "SYNTH_MANIFEST_INVALID"
+  | "TERRAFORM_FAILED"
+  | "TERRAFORM_LOCKED"
+  | "TERRAFORM_OUTPUT_INVALID"
+  | "ENGINE_NOT_FOUND";
+
+export class RunnerError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RunnerError";
+    this.code = code;
+  }
+}
+
+export function isRunnerError(error: unknown, code?: ErrorCode): error is RunnerError {
+  return error instanceof RunnerError && (code === undefined || error.code === code);
+}

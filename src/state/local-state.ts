@@ -1,0 +1,111 @@
+import { createHash } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+
+/**
+ * Stacks with no backend or a local one keep their state in the data directory,
+ * never in the throw-away checkout they were synthesized in. cdktf writes such
+ * a backend as an absolute path under the synth's working directory, and a
+ * cross-stack reference as a `terraform_remote_state` reading the producer's
+ * file there; an override file points both at the data directory.
+ */
+export const STATE_OVERRIDE_FILE = "gitops_runner_override.tf.json";
+
+export interface StateLocation {
+  readonly dataDir: string;
+  readonly repoId: string;
+  /** The app's folder in the repository; "" for its root. */
+  readonly appDir: string;
+}
+
+export function stateFile(location: StateLocation, stack: string): string {
+  return path.join(
+    location.dataDir,
+    "state",
+    location.repoId,
+    location.appDir || "_",
+    stack,
+    "terraform.tfstate",
+  );
+}
+
+/**
+ * A readable slug plus a short hash of the normalized repository address:
+ * file:// and plain paths resolved, credentials and a trailing .git stripped.
+ */
+export function repoId(address: string): string {
+  const normalized = normalizeRepoAddress(address);
+  const slug =
+    normalized
+      .split(/[/:]/)
+      .filter(Boolean)
+      .slice(-2)
+      .join("-")
+      .replace(/[^a-zA-Z0-9._-]+/g, "-")
+      .toLowerCase() || "repo";
+  const hash = createHash("sha256").update(normalized).digest("hex").slice(0, 8);
+  return `${slug}-${hash}`;
+}
+
+export function normalizeRepoAddress(address: string): string {
+  let value = address.trim();
+  if (value.startsWith("file://")) value = new URL(value).pathname;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !/^[^/]+@[^/]+:/.test(value)) {
+    value = path.resolve(value);
+  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    const url = new URL(value);
+    url.username = "";
+    url.password = "";
+    value = url.toString();
+  } else {
+    value = value.replace(/^[^@]+@/, "");
+  }
+  return value.replace(/\/+$/, "").replace(/\.git$/, "");
+}
+
+interface SynthesizedJson {
+  readonly terraform?: { readonly backend?: Readonly<Record<string, unknown>> };
+  readonly data?: {
+    readonly terraform_remote_state?: Readonly<
+      Record<string, { backend?: string; config?: { path?: string } }>
+    >;
+  };
+}
+
+/**
+ * Writes the override into a synthesized stack folder when the stack keeps its
+ * state locally. Returns the state file used, or undefined for a remote backend.
+ */
+export async function writeStateOverride(
+  stackDir: string,
+  stack: string,
+  location: StateLocation,
+): Promise<string | undefined> {
+  const synthesized = JSON.parse(
+    await readFile(path.join(stackDir, "cdk.tf.json"), "utf8"),
+  ) as SynthesizedJson;
+  const backends = Object.keys(synthesized.terraform?.backend ?? {});
+  const local = backends.length === 0 || backends[0] === "local";
+
+  const override: Record<string, unknown> = {};
+  const ownState = local ? stateFile(location, stack) : undefined;
+  if (ownState) override.terraform = { backend: { local: { path: ownState } } };
+
+  const remoteStates: Record<string, unknown> = {};
+  for (const [name, reference] of Object.entries(synthesized.data?.terraform_remote_state ?? {})) {
+    const producer = reference.backend === "local" ? producerOf(reference.config?.path) : undefined;
+    if (producer) remoteStates[name] = { config: { path: stateFile(location, producer) } };
+  }
+  if (Object.keys(remoteStates).length > 0) override.data = { terraform_remote_state: remoteStates };
+
+  if (ownState) await mkdir(path.dirname(ownState), { recursive: true });
+  if (Object.keys(override).length > 0) {
+    await writeFile(path.join(stackDir, STATE_OVERRIDE_FILE), `${JSON.stringify(override, null, 2)}\n`);
+  }
+  return ownState;
+}
+
+/** cdktf names a local state file terraform.<stack>.tfstate. */
+function producerOf(statePath: string | undefined): string | undefined {
+  return statePath ? /^terraform\.(.+)\.tfstate$/.exec(path.basename(statePath))?.[1] : undefined;
+}

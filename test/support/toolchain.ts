@@ -1,0 +1,50 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { onTestFinished } from "vitest";
+import { type SynthResult, synthEnvironment, synthesize } from "../../src/synth/synthesize.ts";
+import { TerraformCli } from "../../src/terraform/cli.ts";
+
+export const repoRoot = path.resolve(import.meta.dirname, "../..");
+
+/** The engines scripts/setup.sh provided: the pinned tofu first, then a terraform found on the machine. */
+export function engines(): string[] {
+  const list = (process.env.GITOPS_RUNNER_TEST_ENGINES ?? "").split(":").filter(Boolean);
+  if (list.length === 0)
+    throw new Error("GITOPS_RUNNER_TEST_ENGINES is not set: run the tests with `npm test`");
+  return list;
+}
+
+export function primaryEngine(): string {
+  return engines()[0] as string;
+}
+
+export function terraformEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "TF_CLI_CONFIG_FILE"] as const) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+export function terraformCli(binary: string): TerraformCli {
+  return new TerraformCli({ binary, env: terraformEnv(), timeoutMs: 300_000, lockTimeout: "0s" });
+}
+
+/** A temporary folder removed when the current test ends. */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), `gitops-runner-${prefix}-`));
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function synthExample(app: "demo" | "aws", outDir: string): Promise<SynthResult> {
+  return synthesize({
+    appDir: path.join(repoRoot, "stacks", app),
+    outDir,
+    env: synthEnvironment(process.env),
+    timeoutMs: 120_000,
+    maxOldSpaceMb: 1024,
+  });
+}
