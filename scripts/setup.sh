@@ -175,7 +175,7 @@ fi
 # --- the environment for scripts/run.sh ----------------------------------------------
 {
   echo "# Written by scripts/setup.sh ($purpose); sourced by scripts/run.sh."
-  echo "export PATH=\"$(dirname "$primary_engine"):\$PATH\""
+  echo "export PATH=\"$(dirname "$(command -v node)"):$(dirname "$primary_engine"):\$PATH\""
   echo "export TF_CLI_CONFIG_FILE=\"$cli_config\""
   echo "export GITOPS_RUNNER_TERRAFORM=\"$primary_engine\""
   echo "export GITOPS_RUNNER_TEST_ENGINES=\"${tofu_bin}${tofu_bin:+${terraform_bin:+:}}${terraform_bin}\""

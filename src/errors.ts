@@ -13,7 +13,18 @@ export type ErrorCode =
   | "TERRAFORM_FAILED"
   | "TERRAFORM_LOCKED"
   | "TERRAFORM_OUTPUT_INVALID"
-  | "ENGINE_NOT_FOUND";
+  | "ENGINE_NOT_FOUND"
+  | "POLICY_INVALID"
+  | "GIT_UNREACHABLE"
+  | "GIT_REF_UNKNOWN"
+  | "GIT_FAILED"
+  | "DEPENDENCIES_FAILED"
+  | "STACK_UNKNOWN"
+  | "STACK_LOCKED"
+  | "STATE_MISSING"
+  | "COMMIT_OLDER_THAN_APPLIED"
+  | "CONFIG_INVALID"
+  | "USAGE";
 
 export class RunnerError extends Error {
   readonly code: ErrorCode;

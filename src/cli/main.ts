@@ -1,0 +1,147 @@
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { createEngine, createLogger, defaultDataDir, type Environment } from "../composition.ts";
+import { readRunnerConfig } from "../config/runner-config.ts";
+import { applyCommand } from "../engine/apply.ts";
+import { driftCommand } from "../engine/drift.ts";
+import { planCommand } from "../engine/plan.ts";
+import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
+import { type SynthReport, synthCommand } from "../engine/synth.ts";
+import { isRunnerError, RunnerError } from "../errors.ts";
+import { renderReport, renderSynth } from "./render.ts";
+
+const USAGE = `Usage:
+  gitops-runner synth  --repo URL|PATH [--ref REF] [--json]
+  gitops-runner plan   --repo URL|PATH [--ref REF] [--base REF] [--stack NAME]... [--json]
+  gitops-runner apply  --repo URL|PATH [--ref REF] [--stack NAME]... [--allow-destroy] [--json]
+  gitops-runner drift  --repo URL|PATH [--stack NAME]... [--correct] [--json]
+common: [--data-dir DIR] [--app-dir PATH-IN-REPO] [--config FILE]`;
+
+const COMMANDS = ["synth", "plan", "apply", "drift"] as const;
+type Command = (typeof COMMANDS)[number];
+
+const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
+  synth: ["ref"],
+  plan: ["ref", "base", "stack"],
+  apply: ["ref", "stack", "allow-destroy"],
+  drift: ["stack", "correct"],
+};
+
+export interface Output {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** Runs one CLI invocation; returns the exit code. */
+export async function main(argv: readonly string[], env: Environment, output: Output): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    output.stderr(`gitops-runner: ${(error as Error).message}\n${USAGE}\n`);
+    return 1;
+  }
+  const { command, values } = parsed;
+  const json = values.json === true;
+  const logger = createLogger(env);
+  try {
+    const config = await readRunnerConfig(values.config);
+    const engine = await createEngine(
+      {
+        repo: values.repo as string,
+        dataDir: values["data-dir"] ? path.resolve(values["data-dir"]) : defaultDataDir(env),
+        appDir: values["app-dir"] ?? "",
+        trigger: "cli",
+      },
+      config,
+      env,
+      logger,
+    );
+    try {
+      const stacks = values.stack ?? [];
+      let report: CommandReport | SynthReport;
+      switch (command) {
+        case "synth":
+          report = await synthCommand(engine.context, optional({ ref: values.ref }));
+          output.stdout(json ? `${JSON.stringify(report, null, 2)}\n` : renderSynth(report));
+          return 0;
+        case "plan":
+          report = await planCommand(engine.context, {
+            ...optional({ ref: values.ref, base: values.base }),
+            stacks,
+          });
+          break;
+        case "apply":
+          report = await applyCommand(engine.context, {
+            ...optional({ ref: values.ref }),
+            stacks,
+            allowDestroy: values["allow-destroy"] === true,
+          });
+          break;
+        case "drift":
+          report = await driftCommand(engine.context, { stacks, correct: values.correct === true });
+          break;
+      }
+      output.stdout(json ? `${JSON.stringify(toJson(report), null, 2)}\n` : renderReport(command, report));
+      return exitCode(report);
+    } finally {
+      await engine.close();
+    }
+  } catch (error) {
+    const code = isRunnerError(error) ? error.code : "INTERNAL";
+    const message = error instanceof Error ? error.message : String(error);
+    if (!isRunnerError(error)) logger.error({ err: error }, "unexpected error");
+    output.stderr(`gitops-runner ${command}: ${message}\n`);
+    if (json)
+      output.stdout(`${JSON.stringify({ commit: null, stacks: [], error: { code, message } }, null, 2)}\n`);
+    return 1;
+  }
+}
+
+function parse(argv: readonly string[]) {
+  const [command, ...rest] = argv;
+  if (!COMMANDS.includes(command as Command)) {
+    throw new RunnerError("USAGE", command ? `unknown command "${command}"` : "no command given");
+  }
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      repo: { type: "string" },
+      ref: { type: "string" },
+      base: { type: "string" },
+      stack: { type: "string", multiple: true },
+      "allow-destroy": { type: "boolean" },
+      correct: { type: "boolean" },
+      json: { type: "boolean" },
+      "data-dir": { type: "string" },
+      "app-dir": { type: "string" },
+      config: { type: "string" },
+    },
+  });
+  const allowed = new Set([
+    ...ALLOWED_FLAGS[command as Command],
+    "repo",
+    "json",
+    "data-dir",
+    "app-dir",
+    "config",
+  ]);
+  const misplaced = Object.keys(values).filter((flag) => !allowed.has(flag));
+  if (misplaced.length > 0) {
+    throw new RunnerError(
+      "USAGE",
+      `${command} does not take ${misplaced.map((flag) => `--${flag}`).join(", ")}`,
+    );
+  }
+  if (!values.repo) throw new RunnerError("USAGE", `${command} needs --repo URL|PATH`);
+  return { command: command as Command, values };
+}
+
+/** Drops undefined values, for options objects under exactOptionalPropertyTypes. */
+function optional<T extends Record<string, string | undefined>>(values: T): { [K in keyof T]?: string } {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: string;
+  };
+}

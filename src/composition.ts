@@ -1,0 +1,166 @@
+import { randomUUID } from "node:crypto";
+import { access, constants } from "node:fs/promises";
+import path from "node:path";
+import pino, { type Logger } from "pino";
+import type { RunnerConfig } from "./config/runner-config.ts";
+import type { EngineContext } from "./engine/context.ts";
+import { RunnerError } from "./errors.ts";
+import { openRepository } from "./git/repository.ts";
+import { repoId } from "./state/local-state.ts";
+import { SqliteStore } from "./store/sqlite-store.ts";
+import type { Store } from "./store/store.ts";
+import { synthEnvironment } from "./synth/synthesize.ts";
+import { TerraformCli } from "./terraform/cli.ts";
+
+/**
+ * The composition root: the one place that reads the process environment and
+ * builds the adapters (git, store, terraform, logger) from configuration.
+ */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface EngineRequest {
+  readonly repo: string;
+  readonly dataDir: string;
+  readonly appDir: string;
+  readonly trigger: string;
+}
+
+export function defaultDataDir(env: Environment): string {
+  return path.resolve(env.GITOPS_RUNNER_DATA_DIR || ".gitops-runner");
+}
+
+export function createLogger(env: Environment): Logger {
+  return pino(
+    {
+      level: env.GITOPS_RUNNER_LOG_LEVEL ?? "info",
+      base: null,
+      redact: { paths: ["*.token", "*.secret", "*.password", "env.*"], censor: "(redacted)" },
+    },
+    pino.destination({ fd: 2, sync: true }),
+  );
+}
+
+export interface Engine {
+  readonly context: EngineContext;
+  readonly store: Store;
+  close(): Promise<void>;
+}
+
+export async function createEngine(
+  request: EngineRequest,
+  config: RunnerConfig,
+  env: Environment,
+  logger: Logger,
+): Promise<Engine> {
+  const address = isLocalPath(request.repo) ? path.resolve(request.repo) : request.repo;
+  const id = repoId(address);
+  const binary = await findEngine(config.engine ?? env.GITOPS_RUNNER_TERRAFORM, env);
+  const store = await SqliteStore.open(path.join(request.dataDir, "runner.db"));
+  try {
+    const repository = await openRepository({
+      url: address,
+      mirrorDir: path.join(request.dataDir, "repos", `${id}.git`),
+      timeoutMs: 300_000,
+      env: { ...pick(env, ["PATH", "HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"]), GIT_TERMINAL_PROMPT: "0" },
+    });
+    const terraform = new TerraformCli({
+      binary,
+      env: {
+        ...pick(env, ["PATH", "HOME", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
+        ...matching(env, /^(AWS_|TF_VAR_)/),
+        ...config.env,
+      },
+      timeoutMs: config.terraformTimeoutSeconds * 1000,
+      lockTimeout: config.lockTimeout,
+    });
+    const context: EngineContext = {
+      dataDir: request.dataDir,
+      repository,
+      repoId: id,
+      appDir: normalizeAppDir(request.appDir),
+      store,
+      terraform,
+      stackEnv: (stack, purpose) => {
+        const stackConfig = config.stacks[stack];
+        return { ...stackConfig?.env, ...(purpose === "plan" ? stackConfig?.planEnv : {}) };
+      },
+      toolEnv: {
+        ...synthEnvironment(env),
+        // Proxies and trust anchors so that installs work behind a TLS-inspecting proxy.
+        ...pick(env, ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"]),
+      },
+      allowInstallScripts: config.allowInstallScripts,
+      parallelism: config.parallelism,
+      synthTimeoutMs: config.synthTimeoutSeconds * 1000,
+      synthMaxOldSpaceMb: config.synthMaxOldSpaceMb,
+      installTimeoutMs: 900_000,
+      trigger: request.trigger,
+      logger,
+      newRunId: randomUUID,
+    };
+    return { context, store, close: () => store.close() };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** The engine binary: as configured, else tofu or terraform on PATH. */
+async function findEngine(configured: string | undefined, env: Environment): Promise<string> {
+  const candidates = configured ? [configured] : ["tofu", "terraform"];
+  for (const candidate of candidates) {
+    const found = await onPath(candidate, env.PATH ?? "");
+    if (found) return found;
+  }
+  throw new RunnerError(
+    "ENGINE_NOT_FOUND",
+    configured
+      ? `engine: ${configured} is not an executable file or on PATH`
+      : "engine: neither tofu nor terraform is on PATH; install one or set engine in the configuration",
+  );
+}
+
+async function onPath(name: string, searchPath: string): Promise<string | undefined> {
+  const candidates = name.includes("/")
+    ? [path.resolve(name)]
+    : searchPath.split(":").map((dir) => path.join(dir, name));
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not here; try the next folder.
+    }
+  }
+  return undefined;
+}
+
+function isLocalPath(repo: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(repo) && !/^[^/]+@[^/]+:/.test(repo);
+}
+
+function normalizeAppDir(appDir: string): string {
+  const normalized = path.posix.normalize(appDir.replaceAll("\\", "/")).replace(/^\.?\/+|\/+$/g, "");
+  if (normalized === "." || normalized === "") return "";
+  if (normalized.startsWith("..")) {
+    throw new RunnerError("USAGE", `--app-dir ${appDir}: must be a folder inside the repository`);
+  }
+  return normalized;
+}
+
+function pick(env: Environment, names: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined) picked[name] = value;
+  }
+  return picked;
+}
+
+function matching(env: Environment, pattern: RegExp): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (pattern.test(name) && value !== undefined) picked[name] = value;
+  }
+  return picked;
+}

@@ -1,0 +1,117 @@
+import { runInDependencyOrder } from "../domain/graph.ts";
+import { RunnerError } from "../errors.ts";
+import { redactPlan } from "../terraform/redact.ts";
+import { decideAffected } from "./affected.ts";
+import { checkStackNames, resolveCommit, synthesizeRecorded } from "./commit.ts";
+import { type EngineContext, stackLockKey } from "./context.ts";
+import { withStackLock } from "./lock.ts";
+import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
+import type { CommandReport, StackReport } from "./report.ts";
+import { recordedRun } from "./stack-run.ts";
+import { applyPlanned, destroyGuard, discardPlan, planStack } from "./stack-steps.ts";
+import type { AppStack, SynthesizedApp } from "./synthesized-app.ts";
+
+export interface ApplyOptions {
+  readonly ref?: string;
+  readonly stacks: readonly string[];
+  readonly allowDestroy: boolean;
+}
+
+/**
+ * Applies the affected stacks of a commit in dependency order: for each, init,
+ * plan to a saved file, check the destroy guard, apply exactly that file.
+ */
+export async function applyCommand(context: EngineContext, options: ApplyOptions): Promise<CommandReport> {
+  const commit = await resolveCommit(context, options.ref);
+  const app = await synthesizeRecorded(context, commit);
+  try {
+    checkStackNames(
+      app.stacks.map((stack) => stack.name),
+      options.stacks,
+    );
+    const decisions = decideAffected(app.stacks, await appliedBaselines(context), options.stacks);
+    const affected = app.stacks.filter((stack) => decisions.get(stack.name)?.affected);
+    const results = await runInDependencyOrder(
+      affected,
+      context.parallelism,
+      (stack) => applyOne(context, app, stack, options.allowDestroy),
+      (report) => report.status === "applied" || report.status === "no-changes",
+      (stack, dependency, dependencyReport) =>
+        dependencyReport.status === "blocked"
+          ? skipped(stack.name, commit, `dependency ${dependency} is blocked`)
+          : skippedForFailure(stack, commit, dependency),
+    );
+    return {
+      commit,
+      stacks: app.stacks.map(
+        (stack) =>
+          results.get(stack.name) ?? skipped(stack.name, commit, decisions.get(stack.name)?.reason ?? ""),
+      ),
+    };
+  } finally {
+    await app.dispose();
+  }
+}
+
+async function applyOne(
+  context: EngineContext,
+  app: SynthesizedApp,
+  stack: AppStack,
+  allowDestroy: boolean,
+): Promise<StackReport> {
+  const policy = app.policy.forStack(stack.name);
+  if (policy.suspended) return skipped(stack.name, app.commit, "suspended by policy");
+  const key = { repoId: context.repoId, appDir: context.appDir, stack: stack.name };
+
+  return recordedRun(context, "apply", stack.name, app.commit, (scope) =>
+    withStackLock(context, stackLockKey(context, stack.name), scope.id, async () => {
+      const record = await context.store.getStack(key);
+      const last = record?.lastAppliedCommit;
+      if (last && last !== app.commit && (await context.repository.isAncestor(app.commit, last))) {
+        throw new RunnerError(
+          "COMMIT_OLDER_THAN_APPLIED",
+          `commit ${app.commit} is an ancestor of ${last}, which is already applied to this stack`,
+        );
+      }
+      try {
+        const planned = await planStack(context, scope, stack.name, stack.dir, {
+          purpose: "apply",
+          requireState: last !== undefined,
+        });
+        const recorded = {
+          summary: planned.summary,
+          resources: planned.resources,
+          plan: redactPlan(planned.plan),
+          engine: planned.version.engine,
+          engineVersion: planned.version.version,
+          providers: planned.version.providers,
+        };
+        const blocked = destroyGuard(planned, policy, allowDestroy);
+        if (blocked) {
+          await discardPlan(planned);
+          await context.store.recordApplyProblem(key, "blocked");
+          return {
+            report: {
+              status: "blocked",
+              reason: blocked,
+              summary: planned.summary,
+              resources: planned.resources,
+            },
+            outcome: { status: "blocked", result: "blocked", ...recorded },
+          };
+        }
+        if (planned.hasChanges) await applyPlanned(context, scope, stack.name, planned, app.commit);
+        else await discardPlan(planned);
+        await context.store.recordApplied(key, app.commit, stack.hash);
+        const status = planned.hasChanges ? "applied" : "no-changes";
+        return {
+          report: { status, summary: planned.summary, resources: planned.resources },
+          outcome: { status: "succeeded", result: status, ...recorded },
+        };
+      } catch (error) {
+        await context.store.recordApplyProblem(key, "failed");
+        throw error;
+      }
+    }),
+  );
+}

@@ -1,0 +1,43 @@
+import { RunnerError } from "../errors.ts";
+import type { EngineContext } from "./context.ts";
+import { EMPTY_SUMMARY } from "./report.ts";
+import { recordedRun } from "./stack-run.ts";
+import { type SynthesizedApp, synthesizeCommit } from "./synthesized-app.ts";
+
+/** Fetches, then resolves a ref (default: the default branch) to a commit. */
+export async function resolveCommit(context: EngineContext, ref: string | undefined): Promise<string> {
+  await context.repository.fetch();
+  return context.repository.resolve(ref ?? (await context.repository.defaultBranch()));
+}
+
+/** Synthesizes a commit; a failure is recorded as a failed synth run, then raised. */
+export async function synthesizeRecorded(context: EngineContext, commit: string): Promise<SynthesizedApp> {
+  let app: SynthesizedApp | undefined;
+  let failure: unknown;
+  await recordedRun(context, "synth", "*", commit, async (scope) => {
+    try {
+      app = await scope.step("synth", () => synthesizeCommit(context, commit));
+    } catch (error) {
+      failure = error;
+      throw error;
+    }
+    return {
+      report: { status: "no-changes", summary: EMPTY_SUMMARY, resources: [] },
+      outcome: { status: "succeeded", result: "synthesized" },
+    };
+  });
+  if (!app) throw failure;
+  return app;
+}
+
+/** An unknown --stack name fails the command before any work. */
+export function checkStackNames(known: Iterable<string>, selected: readonly string[]): void {
+  const names = new Set(known);
+  const unknown = selected.filter((name) => !names.has(name));
+  if (unknown.length > 0) {
+    throw new RunnerError(
+      "STACK_UNKNOWN",
+      `unknown stack ${unknown.map((name) => `"${name}"`).join(", ")} (the app has: ${[...names].sort().join(", ") || "no stacks"})`,
+    );
+  }
+}

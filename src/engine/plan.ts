@@ -1,0 +1,165 @@
+import { ancestorsOf, runInDependencyOrder } from "../domain/graph.ts";
+import { isRunnerError } from "../errors.ts";
+import { redactPlan } from "../terraform/redact.ts";
+import { type Affected, decideAffected, type StackBaseline } from "./affected.ts";
+import { checkStackNames, resolveCommit, synthesizeRecorded } from "./commit.ts";
+import type { EngineContext } from "./context.ts";
+import { type CommandReport, EMPTY_SUMMARY, type StackReport } from "./report.ts";
+import { recordedRun } from "./stack-run.ts";
+import { discardPlan, planStack } from "./stack-steps.ts";
+import type { AppStack, SynthesizedApp } from "./synthesized-app.ts";
+
+export interface PlanOptions {
+  readonly ref?: string;
+  readonly base?: string;
+  readonly stacks: readonly string[];
+}
+
+/** Plans the affected stacks of a commit, in dependency order, and applies nothing. */
+export async function planCommand(context: EngineContext, options: PlanOptions): Promise<CommandReport> {
+  const commit = await resolveCommit(context, options.ref);
+  const app = await synthesizeRecorded(context, commit);
+  try {
+    checkStackNames(
+      app.stacks.map((stack) => stack.name),
+      options.stacks,
+    );
+    const baselines = await planBaselines(context, app, options.base);
+    const decisions = decideAffected(app.stacks, baselines, options.stacks);
+    return { commit, stacks: await planAffected(context, app, decisions) };
+  } finally {
+    await app.dispose();
+  }
+}
+
+async function planAffected(
+  context: EngineContext,
+  app: SynthesizedApp,
+  decisions: ReadonlyMap<string, Affected>,
+): Promise<StackReport[]> {
+  const affected = app.stacks.filter((stack) => decisions.get(stack.name)?.affected);
+  const affectedNames = new Set(affected.map((stack) => stack.name));
+  const results = await runInDependencyOrder(
+    affected,
+    context.parallelism,
+    (stack) => {
+      const producers = [...ancestorsOf(app.stacks, stack.name)].filter((name) => affectedNames.has(name));
+      return planOne(context, app, stack, producers);
+    },
+    (report) => report.status !== "failed",
+    (stack, dependency) => skippedForFailure(stack, app.commit, dependency),
+  );
+  return app.stacks.map(
+    (stack) =>
+      results.get(stack.name) ?? skipped(stack.name, app.commit, decisions.get(stack.name)?.reason ?? ""),
+  );
+}
+
+async function planOne(
+  context: EngineContext,
+  app: SynthesizedApp,
+  stack: AppStack,
+  producers: readonly string[],
+): Promise<StackReport> {
+  const policy = app.policy.forStack(stack.name);
+  const provisional = producers.length > 0;
+  const report = await recordedRun(context, "plan", stack.name, app.commit, async (scope) => {
+    const planned = await planStack(context, scope, stack.name, stack.dir, {
+      purpose: "plan",
+      requireState: false,
+    });
+    await discardPlan(planned);
+    const wouldBlock = planned.destroys.length > 0 && !policy.allowDestroy;
+    return {
+      report: {
+        status: planned.hasChanges ? "changes" : "no-changes",
+        summary: planned.summary,
+        resources: planned.resources,
+        ...(wouldBlock ? { wouldBlock } : {}),
+        ...(provisional ? { provisional } : {}),
+      },
+      outcome: {
+        status: "succeeded",
+        result: planned.hasChanges ? "changes" : "no-changes",
+        summary: planned.summary,
+        resources: planned.resources,
+        plan: redactPlan(planned.plan),
+        engine: planned.version.engine,
+        engineVersion: planned.version.version,
+        providers: planned.version.providers,
+      },
+    };
+  });
+  // A dependent reads its producers' applied outputs: until they are applied,
+  // its plan may fail, and that does not fail the check.
+  if (report.status === "failed" && provisional) {
+    return {
+      ...report,
+      status: "pending",
+      provisional: true,
+      reason: `waits for the producer's apply (${producers.join(", ")})`,
+    };
+  }
+  return report;
+}
+
+/**
+ * The baseline of each stack: with --base, that commit; for a commit on the
+ * default branch, the commit last applied to the stack; otherwise the merge
+ * base with the default branch.
+ */
+async function planBaselines(
+  context: EngineContext,
+  app: SynthesizedApp,
+  base: string | undefined,
+): Promise<Map<string, StackBaseline>> {
+  const { repository } = context;
+  if (base !== undefined) return synthesizedBaselines(context, await repository.resolve(base));
+  const head = await repository.resolve(await repository.defaultBranch());
+  if (await repository.isAncestor(app.commit, head)) return appliedBaselines(context);
+  const mergeBase = await repository.mergeBase(app.commit, head);
+  return mergeBase ? synthesizedBaselines(context, mergeBase) : new Map();
+}
+
+export async function appliedBaselines(context: EngineContext): Promise<Map<string, StackBaseline>> {
+  const baselines = new Map<string, StackBaseline>();
+  for (const record of await context.store.listStacks(context.repoId, context.appDir)) {
+    if (record.lastAppliedCommit && record.lastAppliedHash) {
+      const problem = record.lastApplyStatus === "succeeded" ? undefined : record.lastApplyStatus;
+      baselines.set(record.stack, {
+        commit: record.lastAppliedCommit,
+        hash: record.lastAppliedHash,
+        ...(problem ? { lastApplyProblem: problem } : {}),
+      });
+    }
+  }
+  return baselines;
+}
+
+async function synthesizedBaselines(
+  context: EngineContext,
+  commit: string,
+): Promise<Map<string, StackBaseline>> {
+  let app: SynthesizedApp;
+  try {
+    app = await synthesizeRecorded(context, commit);
+  } catch (error) {
+    // A baseline that does not synthesize compares with nothing: every stack is affected.
+    if (!isRunnerError(error)) throw error;
+    context.logger.warn({ commit, code: error.code }, "baseline does not synthesize");
+    return new Map();
+  }
+  try {
+    return new Map(app.stacks.map((stack) => [stack.name, { commit, hash: stack.hash }]));
+  } finally {
+    await app.dispose();
+  }
+}
+
+export function skipped(name: string, commit: string, reason: string): StackReport {
+  return { name, commit, status: "skipped", reason, summary: EMPTY_SUMMARY, resources: [], runId: null };
+}
+
+export function skippedForFailure(stack: { name: string }, commit: string, dependency: string): StackReport {
+  return { ...skipped(stack.name, commit, `dependency ${dependency} failed`), skippedForFailure: true };
+}

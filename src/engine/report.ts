@@ -1,0 +1,75 @@
+import type { PlanSummary } from "../terraform/plan-json.ts";
+
+/** A stack's result, as the CLI's JSON and the PR table show it. */
+export type StackStatus =
+  | "no-changes"
+  | "changes"
+  | "applied"
+  | "drifted"
+  | "corrected"
+  | "blocked"
+  | "pending"
+  | "skipped"
+  | "failed";
+
+export interface ResourceReport {
+  readonly address: string;
+  readonly actions: readonly string[];
+  readonly drift?: readonly string[];
+}
+
+export interface StackReport {
+  readonly name: string;
+  readonly commit: string;
+  readonly status: StackStatus;
+  readonly reason?: string;
+  readonly pending?: boolean;
+  readonly wouldBlock?: boolean;
+  readonly provisional?: boolean;
+  readonly summary: PlanSummary;
+  readonly resources: readonly ResourceReport[];
+  /** The recorded run; null for a stack that did not run (skipped). */
+  readonly runId: string | null;
+  readonly error?: { readonly code: string; readonly message: string };
+  /** Set when a dependency failed, which fails the command like the dependency itself. */
+  readonly skippedForFailure?: boolean;
+}
+
+export interface CommandReport {
+  readonly commit: string;
+  readonly stacks: readonly StackReport[];
+}
+
+export const EMPTY_SUMMARY: PlanSummary = { add: 0, change: 0, destroy: 0, replace: 0, import: 0 };
+
+/**
+ * 1 if any stack failed or was skipped because a dependency failed; else 3 if
+ * any is blocked; else 2 if any has changes or drifted; else 0.
+ */
+export function exitCode(report: CommandReport): 0 | 1 | 2 | 3 {
+  const statuses = report.stacks.map((stack) => stack.status);
+  if (statuses.includes("failed") || report.stacks.some((stack) => stack.skippedForFailure)) return 1;
+  if (statuses.includes("blocked")) return 3;
+  if (statuses.includes("changes") || statuses.includes("drifted")) return 2;
+  return 0;
+}
+
+/** The JSON document `--json` prints: the contract's fields only, in its order. */
+export function toJson(report: CommandReport): unknown {
+  return {
+    commit: report.commit,
+    stacks: report.stacks.map((stack) => ({
+      name: stack.name,
+      commit: stack.commit,
+      status: stack.status,
+      ...(stack.reason !== undefined ? { reason: stack.reason } : {}),
+      ...(stack.pending !== undefined ? { pending: stack.pending } : {}),
+      ...(stack.wouldBlock !== undefined ? { wouldBlock: stack.wouldBlock } : {}),
+      ...(stack.provisional !== undefined ? { provisional: stack.provisional } : {}),
+      summary: stack.summary,
+      resources: stack.resources,
+      runId: stack.runId,
+      ...(stack.error !== undefined ? { error: stack.error } : {}),
+    })),
+  };
+}

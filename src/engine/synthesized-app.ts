@@ -1,0 +1,68 @@
+import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import { type Policy, readPolicy } from "../policy/policy.ts";
+import { installDependencies } from "../synth/dependencies.ts";
+import { stackHash } from "../synth/stack-hash.ts";
+import { synthesize } from "../synth/synthesize.ts";
+import { dependencyCacheDir, type EngineContext, workRoot } from "./context.ts";
+
+export interface AppStack {
+  readonly name: string;
+  readonly dependencies: readonly string[];
+  /** The synthesized folder, inside this run's work folder. */
+  readonly dir: string;
+  /** The normalized hash of what the stack deploys. */
+  readonly hash: string;
+}
+
+export interface SynthesizedApp {
+  readonly commit: string;
+  readonly stacks: readonly AppStack[];
+  readonly policy: Policy;
+  /** Removes the checkout and the synthesized output. */
+  dispose(): Promise<void>;
+}
+
+/** Checks a commit out, installs the app's dependencies, synthesizes it and hashes each stack. */
+export async function synthesizeCommit(context: EngineContext, commit: string): Promise<SynthesizedApp> {
+  const workDir = path.join(workRoot(context), `${commit.slice(0, 12)}-${randomUUID().slice(0, 8)}`);
+  const checkoutDir = path.join(workDir, "checkout");
+  const removeCheckout = await context.repository.checkout(commit, checkoutDir);
+  const dispose = async () => {
+    await removeCheckout();
+    await rm(workDir, { recursive: true, force: true });
+  };
+  try {
+    const appDir = path.join(checkoutDir, context.appDir);
+    await installDependencies(checkoutDir, appDir, {
+      cacheDir: dependencyCacheDir(context.dataDir),
+      env: context.toolEnv,
+      timeoutMs: context.installTimeoutMs,
+      allowInstallScripts: context.allowInstallScripts,
+      ...(context.signal ? { signal: context.signal } : {}),
+    });
+    const outDir = path.join(workDir, "out");
+    const synth = await synthesize({
+      appDir,
+      outDir,
+      env: context.toolEnv,
+      timeoutMs: context.synthTimeoutMs,
+      maxOldSpaceMb: context.synthMaxOldSpaceMb,
+      ...(context.signal ? { signal: context.signal } : {}),
+    });
+    const policy = await readPolicy(appDir);
+    const noise = { [checkoutDir]: "<checkout>", [outDir]: "<out>" };
+    const stacks = await Promise.all(
+      synth.stacks.map(async (stack) => ({ ...stack, hash: await stackHash(stack.dir, noise) })),
+    );
+    context.logger.info(
+      { commit, stacks: stacks.length, durationMs: Math.round(synth.durationMs) },
+      "synthesized",
+    );
+    return { commit, stacks, policy, dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}

@@ -1,0 +1,157 @@
+import { access, mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { type SimpleGit, simpleGit } from "simple-git";
+import { RunnerError } from "../errors.ts";
+
+/**
+ * The runner's view of a watched repository: a bare mirror in the data
+ * directory, fetched on demand, from which commits are checked out into
+ * throw-away working trees.
+ */
+export interface Repository {
+  /** Fetches every branch of the remote into the mirror. */
+  fetch(): Promise<void>;
+  /** The remote's default branch, e.g. "main". */
+  defaultBranch(): Promise<string>;
+  /** A ref (branch, tag, commit) to its full commit SHA. */
+  resolve(ref: string): Promise<string>;
+  mergeBase(a: string, b: string): Promise<string | undefined>;
+  /** Whether `ancestor` is `descendant` or one of its ancestors. */
+  isAncestor(ancestor: string, descendant: string): Promise<boolean>;
+  /** Checks a commit out into `dir`; returns a function that removes it. */
+  checkout(commit: string, dir: string): Promise<() => Promise<void>>;
+}
+
+export interface GitRepositoryOptions {
+  readonly url: string;
+  readonly mirrorDir: string;
+  readonly timeoutMs: number;
+  /** The environment git runs with; nothing else is inherited. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export async function openRepository(options: GitRepositoryOptions): Promise<GitRepository> {
+  const repository = new GitRepository(options);
+  await repository.ensureMirror();
+  return repository;
+}
+
+export class GitRepository implements Repository {
+  readonly #options: GitRepositoryOptions;
+  #mirror: SimpleGit | undefined;
+
+  constructor(options: GitRepositoryOptions) {
+    this.#options = options;
+  }
+
+  async ensureMirror(): Promise<void> {
+    const { url, mirrorDir } = this.#options;
+    if (await isBareRepository(mirrorDir)) return;
+    await rm(mirrorDir, { recursive: true, force: true });
+    await mkdir(path.dirname(mirrorDir), { recursive: true });
+    try {
+      await this.#client(path.dirname(mirrorDir)).clone(url, mirrorDir, ["--mirror", "--quiet"]);
+    } catch (error) {
+      await rm(mirrorDir, { recursive: true, force: true });
+      throw new RunnerError("GIT_UNREACHABLE", `git: cannot clone ${url}: ${firstLine(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async fetch(): Promise<void> {
+    try {
+      await this.#git.fetch(["--prune", "--quiet", "origin"]);
+    } catch (error) {
+      throw new RunnerError(
+        "GIT_UNREACHABLE",
+        `git: cannot fetch ${this.#options.url}: ${firstLine(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  async defaultBranch(): Promise<string> {
+    const head = (await this.#raw(["symbolic-ref", "HEAD"])).trim();
+    return head.replace(/^refs\/heads\//, "");
+  }
+
+  async resolve(ref: string): Promise<string> {
+    try {
+      return (await this.#git.raw(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`])).trim();
+    } catch (error) {
+      throw new RunnerError("GIT_REF_UNKNOWN", `git: ${this.#options.url} has no ref or commit "${ref}"`, {
+        cause: error,
+      });
+    }
+  }
+
+  async mergeBase(a: string, b: string): Promise<string | undefined> {
+    try {
+      return (await this.#git.raw(["merge-base", a, b])).trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    try {
+      await this.#git.raw(["merge-base", "--is-ancestor", ancestor, descendant]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async checkout(commit: string, dir: string): Promise<() => Promise<void>> {
+    await mkdir(path.dirname(dir), { recursive: true });
+    await this.#raw(["worktree", "add", "--detach", "--force", dir, commit]);
+    return async () => {
+      await rm(dir, { recursive: true, force: true });
+      await this.#raw(["worktree", "prune"]);
+    };
+  }
+
+  async #raw(args: string[]): Promise<string> {
+    try {
+      return await this.#git.raw(args);
+    } catch (error) {
+      throw new RunnerError("GIT_FAILED", `git ${args[0]}: ${firstLine(error)}`, { cause: error });
+    }
+  }
+
+  get #git(): SimpleGit {
+    this.#mirror ??= this.#client(this.#options.mirrorDir);
+    return this.#mirror;
+  }
+
+  #client(baseDir: string): SimpleGit {
+    return simpleGit({
+      baseDir,
+      timeout: { block: this.#options.timeoutMs },
+      allowEnvironment: Object.keys(this.#options.env),
+    }).env({ ...this.#options.env });
+  }
+}
+
+async function isBareRepository(dir: string): Promise<boolean> {
+  try {
+    await access(path.join(dir, "HEAD"));
+    await access(path.join(dir, "objects"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return (
+    message
+      .split("\n")
+      .map((line) => line.trim())
+      .find((line) => line.length > 0) ?? "unknown error"
+  );
+}

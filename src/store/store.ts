@@ -1,0 +1,86 @@
+import type { PlanSummary, ResourceChange } from "../terraform/plan-json.ts";
+
+/**
+ * The records the runner keeps: runs, each stack's applied commit and drift
+ * status, and the per-stack locks. Declared here, implemented by the embedded
+ * SQLite store (and later PostgreSQL).
+ */
+export type RunKind = "synth" | "plan" | "apply" | "drift";
+export type RunStatus =
+  | "queued"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "errored"
+  | "blocked"
+  | "cancelled"
+  | "interrupted";
+
+export interface StackKey {
+  readonly repoId: string;
+  /** The app's folder in the repository, "" for the root. */
+  readonly appDir: string;
+  readonly stack: string;
+}
+
+export interface NewRun extends StackKey {
+  readonly id: string;
+  readonly kind: RunKind;
+  readonly commit: string;
+  readonly trigger: string;
+  readonly pr?: number;
+}
+
+export interface RunOutcome {
+  readonly status: RunStatus;
+  /** The stack result word shown to people: changes, applied, drifted, blocked... */
+  readonly result: string;
+  readonly summary?: PlanSummary;
+  readonly resources?: readonly ResourceChange[];
+  /** The redacted plan JSON. */
+  readonly plan?: unknown;
+  readonly log: string;
+  readonly engine?: string;
+  readonly engineVersion?: string;
+  readonly providers?: Readonly<Record<string, string>>;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+export interface RunRecord extends NewRun, Partial<Omit<RunOutcome, "status">> {
+  readonly status: RunStatus;
+  readonly startedAt: string;
+  readonly endedAt?: string;
+}
+
+export type ApplyStatus = "succeeded" | "failed" | "blocked";
+
+export interface StackRecord extends StackKey {
+  readonly lastAppliedCommit?: string;
+  readonly lastAppliedHash?: string;
+  readonly lastAppliedAt?: string;
+  readonly lastApplyStatus?: ApplyStatus;
+  readonly driftStatus?: string;
+  readonly driftFingerprint?: string;
+  readonly driftCheckedAt?: string;
+}
+
+export interface Store {
+  startRun(run: NewRun): Promise<void>;
+  finishRun(id: string, outcome: RunOutcome): Promise<void>;
+  getRun(id: string): Promise<RunRecord | undefined>;
+  listRuns(filter: Partial<StackKey> & { kind?: RunKind }): Promise<RunRecord[]>;
+
+  getStack(key: StackKey): Promise<StackRecord | undefined>;
+  listStacks(repoId: string, appDir: string): Promise<StackRecord[]>;
+  recordApplied(key: StackKey, commit: string, hash: string): Promise<void>;
+  recordApplyProblem(key: StackKey, status: Exclude<ApplyStatus, "succeeded">): Promise<void>;
+  recordDrift(key: StackKey, status: string, fingerprint: string | undefined): Promise<void>;
+
+  /** Takes the lock if it is free or its lease expired; false when someone else holds it. */
+  acquireLock(key: string, holder: string, leaseMs: number): Promise<boolean>;
+  renewLock(key: string, holder: string, leaseMs: number): Promise<boolean>;
+  releaseLock(key: string, holder: string): Promise<void>;
+  lockHolder(key: string): Promise<string | undefined>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,55 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { repoRoot } from "./toolchain.ts";
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** stdout parsed, for --json runs. */
+  readonly json: any;
+}
+
+/** Runs the real gitops-runner command in a child process. */
+export function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [path.join(repoRoot, "bin", "gitops-runner.js"), ...args],
+      {
+        cwd: repoRoot,
+        env: { ...cliEnv(), ...env },
+        maxBuffer: 64 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+        if (code === -1) return reject(error);
+        let json: unknown;
+        if (args.includes("--json")) {
+          try {
+            json = JSON.parse(stdout);
+          } catch {
+            json = undefined;
+          }
+        }
+        resolve({ code, stdout, stderr, json });
+      },
+    );
+  });
+}
+
+function cliEnv(): Record<string, string> {
+  const env: Record<string, string> = { GITOPS_RUNNER_LOG_LEVEL: "warn" };
+  for (const name of [
+    "PATH",
+    "HOME",
+    "TF_CLI_CONFIG_FILE",
+    "GITOPS_RUNNER_TERRAFORM",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+  ] as const) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
