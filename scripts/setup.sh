@@ -57,7 +57,7 @@ tofu_version="$(pinned .opentofu)"
 tofu_cached="$cache/opentofu/$tofu_version/tofu"
 tofu_bin=""
 
-version_of() { "$1" version -json 2>/dev/null | node -p 'JSON.parse(require("fs").readFileSync(0, "utf8")).terraform_version' 2>/dev/null || true; }
+version_of() { TF_CLI_CONFIG_FILE=/dev/null "$1" version -json 2>/dev/null | node -p 'JSON.parse(require("fs").readFileSync(0, "utf8")).terraform_version' 2>/dev/null || true; }
 
 if command -v tofu >/dev/null && [[ "$(version_of "$(command -v tofu)")" == "$tofu_version" ]]; then
   tofu_bin="$(command -v tofu)"
@@ -91,6 +91,11 @@ if [[ -z "$tofu_bin" && -z "$terraform_bin" ]]; then
   fail "no Terraform engine: OpenTofu $tofu_version could not be built and no terraform is on PATH"
 fi
 primary_engine="${tofu_bin:-$terraform_bin}"
+# npm run and npm exec put node_modules/.bin on PATH: the pinned tofu is found
+# there by `npm exec -- gitops-runner`, as the runner finds tofu on any PATH.
+if [[ -n "$tofu_bin" && -d "$root/node_modules/.bin" ]]; then
+  ln -sf "$tofu_bin" "$root/node_modules/.bin/tofu"
+fi
 [[ -n "$tofu_bin" ]] || say "engine: using terraform at $terraform_bin until OpenTofu builds"
 
 # --- AWS provider, in a project-owned filesystem mirror --------------------------

@@ -25,6 +25,17 @@ export interface EngineRequest {
   readonly trigger: string;
 }
 
+const GIT_ENV = ["PATH", "HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"];
+/** Proxies and trust anchors, so that fetches and installs work behind a TLS-inspecting proxy. */
+const NETWORK_ENV = [
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "SSL_CERT_FILE",
+  "NODE_EXTRA_CA_CERTS",
+  "GIT_SSL_CAINFO",
+];
+
 export function defaultDataDir(env: Environment): string {
   return path.resolve(env.GITOPS_RUNNER_DATA_DIR || ".gitops-runner");
 }
@@ -61,7 +72,10 @@ export async function createEngine(
       url: address,
       mirrorDir: path.join(request.dataDir, "repos", `${id}.git`),
       timeoutMs: 300_000,
-      env: { ...pick(env, ["PATH", "HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"]), GIT_TERMINAL_PROMPT: "0" },
+      env: {
+        ...pick(env, [...GIT_ENV, ...NETWORK_ENV]),
+        GIT_TERMINAL_PROMPT: "0",
+      },
     });
     const terraform = new TerraformCli({
       binary,
@@ -86,8 +100,9 @@ export async function createEngine(
       },
       toolEnv: {
         ...synthEnvironment(env),
-        // Proxies and trust anchors so that installs work behind a TLS-inspecting proxy.
-        ...pick(env, ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"]),
+        ...pick(env, NETWORK_ENV),
+        // cdktf validates some resources by running the engine during synth.
+        TERRAFORM_BINARY_NAME: binary,
       },
       allowInstallScripts: config.allowInstallScripts,
       parallelism: config.parallelism,

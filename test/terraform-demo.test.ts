@@ -21,8 +21,9 @@ describe.each(engines())("the demo stack on %s", (binary) => {
 
     const terraform = terraformCli(binary);
     await terraform.init(demo.dir);
-    const version = await terraform.version(demo.dir);
-    expect(version.engine).toBe(path.basename(binary) === "tofu" ? "tofu" : "terraform");
+    const engine = await terraform.engine();
+    expect(engine.engine).toBe(path.basename(binary) === "tofu" ? "tofu" : "terraform");
+    expect(engine.version).toMatch(/^1\.\d+\.\d+$/);
 
     const planFile = path.join(work, "demo.tfplan");
     const plan = await terraform.plan(demo.dir, planFile);

@@ -8,7 +8,7 @@ import { withStackLock } from "./lock.ts";
 import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
 import type { CommandReport, StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
-import { applyPlanned, destroyGuard, discardPlan, planStack } from "./stack-steps.ts";
+import { acceptUnchanged, applyPlanned, destroyGuard, discardPlan, planStack } from "./stack-steps.ts";
 import type { AppStack, SynthesizedApp } from "./synthesized-app.ts";
 
 export interface ApplyOptions {
@@ -101,7 +101,7 @@ async function applyOne(
           };
         }
         if (planned.hasChanges) await applyPlanned(context, scope, stack.name, planned, app.commit);
-        else await discardPlan(planned);
+        else await acceptUnchanged(context, scope, stack.name, planned, app.commit);
         await context.store.recordApplied(key, app.commit, stack.hash);
         const status = planned.hasChanges ? "applied" : "no-changes";
         return {

@@ -1,7 +1,7 @@
 import { RunnerError } from "../errors.ts";
 import type { EngineContext } from "./context.ts";
 import { EMPTY_SUMMARY } from "./report.ts";
-import { recordedRun } from "./stack-run.ts";
+import { APP, recordedRun } from "./stack-run.ts";
 import { type SynthesizedApp, synthesizeCommit } from "./synthesized-app.ts";
 
 /** Fetches, then resolves a ref (default: the default branch) to a commit. */
@@ -14,7 +14,7 @@ export async function resolveCommit(context: EngineContext, ref: string | undefi
 export async function synthesizeRecorded(context: EngineContext, commit: string): Promise<SynthesizedApp> {
   let app: SynthesizedApp | undefined;
   let failure: unknown;
-  await recordedRun(context, "synth", "*", commit, async (scope) => {
+  await recordedRun(context, "synth", APP, commit, async (scope) => {
     try {
       app = await scope.step("synth", () => synthesizeCommit(context, commit));
     } catch (error) {
@@ -27,7 +27,22 @@ export async function synthesizeRecorded(context: EngineContext, commit: string)
     };
   });
   if (!app) throw failure;
+  await context.store.saveCommitHashes(
+    context.repoId,
+    context.appDir,
+    commit,
+    Object.fromEntries(app.stacks.map((stack) => [stack.name, stack.hash])),
+  );
   return app;
+}
+
+/** A commit's stack hashes: from the records when it was synthesized before, else by synthesizing it. */
+export async function commitHashes(context: EngineContext, commit: string): Promise<Record<string, string>> {
+  const known = await context.store.getCommitHashes(context.repoId, context.appDir, commit);
+  if (known) return known;
+  const app = await synthesizeRecorded(context, commit);
+  await app.dispose();
+  return Object.fromEntries(app.stacks.map((stack) => [stack.name, stack.hash]));
 }
 
 /** An unknown --stack name fails the command before any work. */

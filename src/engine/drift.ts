@@ -12,7 +12,7 @@ import { appliedDir, type EngineContext, stackLockKey, workRoot } from "./contex
 import { withStackLock } from "./lock.ts";
 import { skipped } from "./plan.ts";
 import type { CommandReport, ResourceReport, StackReport } from "./report.ts";
-import { recordedRun } from "./stack-run.ts";
+import { type RunResult, recordedRun } from "./stack-run.ts";
 import { applyPlanned, destroyGuard, discardPlan, type PlannedStack, planStack } from "./stack-steps.ts";
 import { type SynthesizedApp, synthesizeCommit } from "./synthesized-app.ts";
 
@@ -99,13 +99,15 @@ async function driftOne(
   const key = { repoId: context.repoId, appDir: context.appDir, stack: name };
   const corrects = correct && !pending;
 
-  const check = () =>
-    recordedRun(context, "drift", name, commit, async (scope) => {
+  return recordedRun(context, "drift", name, commit, (scope) => {
+    const check = async (): Promise<RunResult> => {
       const dir = path.join(workRoot(context), `drift-${scope.id}`, name);
       await mkdir(dir, { recursive: true });
       await cp(appliedDir(context, name), dir, { recursive: true });
       try {
-        const planned = await planStack(context, scope, name, dir, { purpose: "plan", requireState: true });
+        // A correction applies this very plan, so it is made with the apply credentials.
+        const purpose = corrects ? "apply" : "plan";
+        const planned = await planStack(context, scope, name, dir, { purpose, requireState: true });
         const recorded = {
           summary: planned.summary,
           resources: planned.resources,
@@ -159,17 +161,10 @@ async function driftOne(
       } finally {
         await rm(path.dirname(dir), { recursive: true, force: true });
       }
-    });
-  return corrects ? withCorrectionLock(context, name, check) : check();
-}
-
-/** Corrections take the stack's lock like applies do; reports do not need it. */
-async function withCorrectionLock(
-  context: EngineContext,
-  stack: string,
-  check: () => Promise<StackReport>,
-): Promise<StackReport> {
-  return withStackLock(context, stackLockKey(context, stack), `drift-correction-${process.pid}`, check);
+    };
+    // Corrections take the stack's lock like applies do; reports do not need it.
+    return corrects ? withStackLock(context, stackLockKey(context, name), scope.id, check) : check();
+  });
 }
 
 /** Planned changes, each with the attributes that drifted out of band. */

@@ -2,7 +2,7 @@ import { ancestorsOf, runInDependencyOrder } from "../domain/graph.ts";
 import { isRunnerError } from "../errors.ts";
 import { redactPlan } from "../terraform/redact.ts";
 import { type Affected, decideAffected, type StackBaseline } from "./affected.ts";
-import { checkStackNames, resolveCommit, synthesizeRecorded } from "./commit.ts";
+import { checkStackNames, commitHashes, resolveCommit, synthesizeRecorded } from "./commit.ts";
 import type { EngineContext } from "./context.ts";
 import { type CommandReport, EMPTY_SUMMARY, type StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
@@ -140,20 +140,16 @@ async function synthesizedBaselines(
   context: EngineContext,
   commit: string,
 ): Promise<Map<string, StackBaseline>> {
-  let app: SynthesizedApp;
+  let hashes: Record<string, string>;
   try {
-    app = await synthesizeRecorded(context, commit);
+    hashes = await commitHashes(context, commit);
   } catch (error) {
     // A baseline that does not synthesize compares with nothing: every stack is affected.
     if (!isRunnerError(error)) throw error;
     context.logger.warn({ commit, code: error.code }, "baseline does not synthesize");
     return new Map();
   }
-  try {
-    return new Map(app.stacks.map((stack) => [stack.name, { commit, hash: stack.hash }]));
-  } finally {
-    await app.dispose();
-  }
+  return new Map(Object.entries(hashes).map(([name, hash]) => [name, { commit, hash }]));
 }
 
 export function skipped(name: string, commit: string, reason: string): StackReport {

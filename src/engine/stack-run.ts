@@ -16,6 +16,9 @@ export class RunLog {
   }
 }
 
+/** The stack name of runs that concern the whole app, such as its synthesis. */
+export const APP = "*";
+
 export interface RunScope {
   readonly id: string;
   readonly log: RunLog;
@@ -78,10 +81,14 @@ export async function recordedRun(
         logger.warn({ step: name, code: isRunnerError(error) ? error.code : undefined }, "step failed");
         const message = error instanceof Error ? error.message : String(error);
         log.add(`${name} (failed)`, message);
+        const subject = stack === APP ? "app" : `stack ${stack}`;
+        const detail = message.replace(/^terraform \w+: /, "").replace(new RegExp(`^${name}: `), "");
         throw new RunnerError(
           isRunnerError(error) ? error.code : "EXEC_FAILED",
-          `stack ${stack}: ${name}: ${message.replace(/^terraform \w+: /, "")}`,
-          { cause: error },
+          `${subject}: ${name}: ${detail}`,
+          {
+            cause: error,
+          },
         );
       }
     },

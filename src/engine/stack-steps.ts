@@ -3,7 +3,7 @@ import path from "node:path";
 import { RunnerError } from "../errors.ts";
 import type { StackPolicy } from "../policy/policy.ts";
 import { STATE_OVERRIDE_FILE, writeStateOverride } from "../state/local-state.ts";
-import type { EngineVersion } from "../terraform/cli.ts";
+import { type EngineVersion, providerVersions } from "../terraform/cli.ts";
 import {
   destroys,
   type PlanJson,
@@ -60,7 +60,8 @@ export async function planStack(
     "init",
     await scope.step("init", () => context.terraform.init(dir, withSignal(context, env))),
   );
-  const version = await scope.step("version", () => context.terraform.version(dir, withSignal(context, env)));
+  const engine = await scope.step("version", () => context.terraform.engine(withSignal(context, env)));
+  const version = { ...engine, providers: await providerVersions(dir) };
   const planFile = path.join(dir, `${scope.id}.tfplan`);
   const outcome = await scope.step("plan", () =>
     context.terraform.plan(dir, planFile, withSignal(context, env)),
@@ -115,6 +116,21 @@ export async function applyPlanned(
 /** Removes a plan file that will not be applied. */
 export async function discardPlan(planned: PlannedStack): Promise<void> {
   await rm(planned.planFile, { force: true });
+}
+
+/**
+ * Records a plan with nothing to apply as applied at this commit: the folder
+ * kept for drift checks (and its lock file) moves to this commit too.
+ */
+export async function acceptUnchanged(
+  context: EngineContext,
+  scope: RunScope,
+  stack: string,
+  planned: PlannedStack,
+  commit: string,
+): Promise<void> {
+  await discardPlan(planned);
+  await scope.step("keep applied folder", () => keepAppliedDir(context, stack, planned.dir, commit));
 }
 
 async function keepAppliedDir(

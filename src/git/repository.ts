@@ -97,12 +97,10 @@ export class GitRepository implements Repository {
   }
 
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
-    try {
-      await this.#git.raw(["merge-base", "--is-ancestor", ancestor, descendant]);
-      return true;
-    } catch {
-      return false;
-    }
+    // `merge-base --is-ancestor` answers by exit code alone, which simple-git
+    // does not report without stderr; the merge base of an ancestor is itself.
+    const [a, base] = await Promise.all([this.resolve(ancestor), this.mergeBase(ancestor, descendant)]);
+    return base === a;
   }
 
   async checkout(commit: string, dir: string): Promise<() => Promise<void>> {

@@ -98,7 +98,9 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     return { exitCode, stdout, stderr, durationMs };
   } finally {
     stop.removeEventListener("abort", endGroup);
-    clearTimeout(forceKill);
+    // After an abort the fallback stays armed (unref'd): the direct child may
+    // have exited while others in its group ignore SIGTERM.
+    if (!stop.aborted) clearTimeout(forceKill);
   }
 }
 

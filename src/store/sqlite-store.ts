@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS stacks (
   drift_checked_at TEXT,
   PRIMARY KEY (repo_id, app_dir, name)
 );
+CREATE TABLE IF NOT EXISTS commit_hashes (
+  repo_id TEXT NOT NULL,
+  app_dir TEXT NOT NULL,
+  commit_sha TEXT NOT NULL,
+  hashes TEXT NOT NULL,
+  PRIMARY KEY (repo_id, app_dir, commit_sha)
+);
 CREATE TABLE IF NOT EXISTS locks (
   key TEXT PRIMARY KEY,
   holder TEXT NOT NULL,
@@ -176,6 +183,31 @@ export class SqliteStore implements Store {
       drift_fingerprint: fingerprint ?? null,
       drift_checked_at: now(),
     });
+  }
+
+  async getCommitHashes(
+    repoId: string,
+    appDir: string,
+    commit: string,
+  ): Promise<Record<string, string> | undefined> {
+    const row = this.#db
+      .prepare("SELECT hashes FROM commit_hashes WHERE repo_id = ? AND app_dir = ? AND commit_sha = ?")
+      .get(repoId, appDir, commit) as { hashes: string } | undefined;
+    return row ? (JSON.parse(row.hashes) as Record<string, string>) : undefined;
+  }
+
+  async saveCommitHashes(
+    repoId: string,
+    appDir: string,
+    commit: string,
+    hashes: Record<string, string>,
+  ): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO commit_hashes (repo_id, app_dir, commit_sha, hashes) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repo_id, app_dir, commit_sha) DO UPDATE SET hashes = excluded.hashes`,
+      )
+      .run(repoId, appDir, commit, JSON.stringify(hashes));
   }
 
   async acquireLock(key: string, holder: string, leaseMs: number): Promise<boolean> {

@@ -76,6 +76,19 @@ export interface Store {
   recordApplyProblem(key: StackKey, status: Exclude<ApplyStatus, "succeeded">): Promise<void>;
   recordDrift(key: StackKey, status: string, fingerprint: string | undefined): Promise<void>;
 
+  /** Stack hashes of a synthesized commit, kept so that a commit is synthesized once for comparisons. */
+  getCommitHashes(
+    repoId: string,
+    appDir: string,
+    commit: string,
+  ): Promise<Record<string, string> | undefined>;
+  saveCommitHashes(
+    repoId: string,
+    appDir: string,
+    commit: string,
+    hashes: Record<string, string>,
+  ): Promise<void>;
+
   /** Takes the lock if it is free or its lease expired; false when someone else holds it. */
   acquireLock(key: string, holder: string, leaseMs: number): Promise<boolean>;
   renewLock(key: string, holder: string, leaseMs: number): Promise<boolean>;

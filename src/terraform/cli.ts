@@ -1,13 +1,18 @@
-import { chmod } from "node:fs/promises";
+import { chmod, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { type ExecResult, exec, execFailureOutput } from "../process/exec.ts";
 import { type PlanJson, parsePlanJson } from "./plan-json.ts";
 
 export type EngineName = "terraform" | "tofu";
 
-export interface EngineVersion {
+export interface Engine {
   readonly engine: EngineName;
   readonly version: string;
+}
+
+export interface EngineVersion extends Engine {
   /** Provider source address to version, e.g. registry.opentofu.org/hashicorp/aws: 5.100.0. */
   readonly providers: Readonly<Record<string, string>>;
 }
@@ -44,22 +49,25 @@ export interface PlanOutcome {
  */
 export class TerraformCli {
   readonly #options: TerraformCliOptions;
+  #engine: Promise<Engine> | undefined;
 
   constructor(options: TerraformCliOptions) {
     this.#options = options;
   }
 
-  async version(dir: string, call: CallOptions = {}): Promise<EngineVersion> {
-    const { stdout } = await this.#run(dir, ["version"], "version", call);
-    const head = /^(OpenTofu|Terraform) v(\S+)/m.exec(stdout);
-    if (!head?.[1] || !head[2]) {
-      throw new RunnerError("TERRAFORM_OUTPUT_INVALID", `terraform version: unrecognised output: ${stdout}`);
-    }
-    const providers: Record<string, string> = {};
-    for (const match of stdout.matchAll(/^\+ provider (\S+) v(\S+)$/gm)) {
-      if (match[1] && match[2]) providers[match[1]] = match[2];
-    }
-    return { engine: head[1] === "OpenTofu" ? "tofu" : "terraform", version: head[2], providers };
+  /** The engine and its version, asked once per binary. */
+  engine(call: CallOptions = {}): Promise<Engine> {
+    this.#engine ??= this.#run(tmpdir(), ["version"], "version", call).then(({ stdout }) => {
+      const head = /^(OpenTofu|Terraform) v(\S+)/m.exec(stdout);
+      if (!head?.[1] || !head[2]) {
+        throw new RunnerError(
+          "TERRAFORM_OUTPUT_INVALID",
+          `terraform version: unrecognised output: ${stdout}`,
+        );
+      }
+      return { engine: head[1] === "OpenTofu" ? "tofu" : "terraform", version: head[2] };
+    });
+    return this.#engine;
   }
 
   async init(dir: string, call: CallOptions = {}): Promise<string> {
@@ -153,4 +161,22 @@ function diagnostics(text: string): string {
     .filter((line) => line.length > 0);
   const first = lines.findIndex((line) => line.startsWith("Error"));
   return first === -1 ? "" : lines.slice(first).join("\n");
+}
+
+/**
+ * The provider versions a stack's init selected, from its .terraform.lock.hcl
+ * (no extra process): source address to version.
+ */
+export async function providerVersions(dir: string): Promise<Record<string, string>> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, ".terraform.lock.hcl"), "utf8");
+  } catch {
+    return {};
+  }
+  const providers: Record<string, string> = {};
+  for (const match of text.matchAll(/^provider "([^"]+)" \{\s*\n\s*version\s*=\s*"([^"]+)"/gm)) {
+    if (match[1] && match[2]) providers[match[1]] = match[2];
+  }
+  return providers;
 }

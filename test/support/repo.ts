@@ -13,6 +13,8 @@ export interface ResourceSpec {
   readonly input: Record<string, unknown>;
   /** "stack.resource": puts that resource's id into this one's input as `upstream`. */
   readonly reads?: string;
+  /** Seconds a local-exec provisioner sleeps on create: a slow resource. */
+  readonly slowCreate?: number;
 }
 
 export type AppSpec = Record<string, Record<string, ResourceSpec>>;
@@ -63,6 +65,22 @@ export class TestRepo {
     );
     await writeFile(path.join(appDir, "main.ts"), appSource(spec));
     await repo.commit("Initial stacks");
+    return repo;
+  }
+
+  /** A repository holding one of this project's example apps (stacks/demo or stacks/aws) at its root. */
+  static async fromExample(example: "demo" | "aws"): Promise<TestRepo> {
+    const dir = await mkdtemp(path.join(tmpdir(), "gitops-runner-repo-"));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const repo = new TestRepo(dir);
+    await repo.git("init", "--quiet", "--initial-branch=main");
+    await repo.git("config", "user.email", "dev@example.invalid");
+    await repo.git("config", "user.name", "Developer");
+    await cp(path.join(repoRoot, "stacks", example), dir, { recursive: true });
+    for (const file of ["package.json", "package-lock.json"]) {
+      await cp(path.join(repoRoot, "stacks", file), path.join(dir, file));
+    }
+    await repo.commit(`The ${example} example`);
     return repo;
   }
 
