@@ -90,10 +90,13 @@ RUN tofu version -json > /tmp/tofu-version.json \
  && rm /tmp/tofu-version.json
 
 # GITOPS_RUNNER_TERRAFORM names the engine binary outright (otherwise the runner
-# looks for tofu, then terraform, on PATH). HOME is set explicitly because the
-# runner hands it to git, npm and tofu, whatever uid lookup the runtime does.
+# looks for tofu, then terraform, on PATH). GITOPS_RUNNER_LISTEN_HOST: the HTTP
+# server answers on every interface of the container, not only its loopback.
+# HOME is set explicitly because the runner hands it to git, npm and tofu,
+# whatever uid lookup the runtime does.
 ENV GITOPS_RUNNER_DATA_DIR=/data \
     GITOPS_RUNNER_TERRAFORM=/usr/local/bin/tofu \
+    GITOPS_RUNNER_LISTEN_HOST=0.0.0.0 \
     HOME=/home/runner
 
 # Everything the runner keeps: runner.db, repository mirrors, dependency cache,

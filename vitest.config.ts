@@ -3,7 +3,6 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    globalSetup: ["test/support/global-setup.ts"],
     // Tests drive real terraform/tofu, git and an AWS emulator: seconds, not milliseconds.
     testTimeout: 180_000,
     hookTimeout: 180_000,

@@ -59,8 +59,10 @@ tofu_bin=""
 
 version_of() { TF_CLI_CONFIG_FILE=/dev/null "$1" version -json 2>/dev/null | node -p 'JSON.parse(require("fs").readFileSync(0, "utf8")).terraform_version' 2>/dev/null || true; }
 
-if command -v tofu >/dev/null && [[ "$(version_of "$(command -v tofu)")" == "$tofu_version" ]]; then
-  tofu_bin="$(command -v tofu)"
+# The link this script puts in node_modules/.bin is not a tofu found on the machine.
+tofu_on_path="$(PATH="${PATH//$root\/node_modules\/.bin/}" command -v tofu || true)"
+if [[ -n "$tofu_on_path" && "$(version_of "$tofu_on_path")" == "$tofu_version" ]]; then
+  tofu_bin="$tofu_on_path"
   say "engine: tofu $tofu_version at $tofu_bin (on PATH at the pinned version)"
 elif [[ -x "$tofu_cached" ]]; then
   tofu_bin="$tofu_cached"
@@ -94,7 +96,7 @@ primary_engine="${tofu_bin:-$terraform_bin}"
 # npm run and npm exec put node_modules/.bin on PATH: the pinned tofu is found
 # there by `npm exec -- gitops-runner`, as the runner finds tofu on any PATH.
 if [[ -n "$tofu_bin" && -d "$root/node_modules/.bin" ]]; then
-  ln -sf "$tofu_bin" "$root/node_modules/.bin/tofu"
+  ln -sfn "$(readlink -f "$tofu_bin")" "$root/node_modules/.bin/tofu"
 fi
 [[ -n "$tofu_bin" ]] || say "engine: using terraform at $terraform_bin until OpenTofu builds"
 
@@ -175,6 +177,9 @@ if [[ "$purpose" == test ]]; then
     say "moto: moto[server] $moto_version in $moto_venv (cached)"
   fi
   moto_server="$moto_venv/bin/moto_server"
+elif [[ -x "$cache/moto/$(pinned .moto)/bin/moto_server" ]]; then
+  # A runtime set-up keeps what an earlier test set-up provided.
+  moto_server="$cache/moto/$(pinned .moto)/bin/moto_server"
 fi
 
 # --- the environment for scripts/run.sh ----------------------------------------------

@@ -24,7 +24,13 @@ export type ErrorCode =
   | "STATE_MISSING"
   | "COMMIT_OLDER_THAN_APPLIED"
   | "CONFIG_INVALID"
-  | "USAGE";
+  | "USAGE"
+  | "RUN_NOT_FOUND"
+  | "RUN_NOT_BLOCKED"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "BAD_REQUEST"
+  | "SIGNATURE_INVALID";
 
 export class RunnerError extends Error {
   readonly code: ErrorCode;

@@ -5,8 +5,9 @@ import {
   ListBucketsCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { writeStateOverride } from "../src/state/local-state.ts";
+import { useMoto } from "./support/moto-per-file.ts";
 import { primaryEngine, synthExample, tempDir, terraformCli } from "./support/toolchain.ts";
 
 const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
@@ -22,8 +23,10 @@ function awsEnv(endpoint: string): Record<string, string> {
 }
 
 describe("the AWS stacks against moto", () => {
+  const motoEndpoint = useMoto();
+
   it("applies storage, then access through its cross-stack reference, and the bucket reads back", async () => {
-    const endpoint = inject("motoEndpoint");
+    const endpoint = motoEndpoint();
     const work = await tempDir("aws");
     const location = { dataDir: path.join(work, "data"), repoId: "example-0000", appDir: "stacks/aws" };
     const { stacks } = await synthExample("aws", path.join(work, "out"));

@@ -6,8 +6,9 @@ import {
   PutBucketTaggingCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "./support/cli.ts";
+import { useMoto } from "./support/moto-per-file.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
 
 const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
@@ -18,8 +19,10 @@ async function bucketTags(s3: S3Client, bucket: string): Promise<Record<string, 
 }
 
 describe("drift against an AWS API emulator", () => {
+  const motoEndpoint = useMoto();
+
   it("finds a bucket retagged out of band, names the attribute, corrects it, then finds nothing", async () => {
-    const endpoint = inject("motoEndpoint");
+    const endpoint = motoEndpoint();
     const repo = await TestRepo.fromExample("aws");
     const data = await dataDir();
     // The runner's configuration, not the repository, carries credentials and the endpoint.

@@ -190,8 +190,8 @@ describe("drift schedules", () => {
     ["1h1h", '"1h1h" is neither an interval (such as 30m, 1h30m or 2d) nor a 5-field cron expression'],
     ["30m1h", '"30m1h" is neither an interval (such as 30m, 1h30m or 2d) nor a 5-field cron expression'],
     ["@daily", '"@daily" is neither an interval (such as 30m, 1h30m or 2d) nor a 5-field cron expression'],
-    ["0m", '"0m" is shorter than the minimum interval of 1m'],
-    ["30s", '"30s" is shorter than the minimum interval of 1m'],
+    ["0m", '"0m" is shorter than the minimum interval of 10s'],
+    ["5s", '"5s" is shorter than the minimum interval of 10s'],
     ["366d", '"366d" is longer than the maximum interval of 365d'],
     [
       "0 0 * * * *",
@@ -246,7 +246,7 @@ describe("invalid policies", () => {
     const message = policyError(() =>
       parseJson({
         default: { drift: "fix" },
-        storage: { allowDestroy: 1, driftSchedule: "10s", extra: true },
+        storage: { allowDestroy: 1, driftSchedule: "5s", extra: true },
         access: { renamedFrom: "" },
       }),
     );
@@ -254,7 +254,7 @@ describe("invalid policies", () => {
     expect(message.split("\n")).toEqual([
       'gitops-runner.policy.json: default.drift: expected one of "correct", "notify", "off", got "fix"',
       "gitops-runner.policy.json: storage.allowDestroy: expected a boolean (true or false), got 1",
-      'gitops-runner.policy.json: storage.driftSchedule: "10s" is shorter than the minimum interval of 1m',
+      'gitops-runner.policy.json: storage.driftSchedule: "5s" is shorter than the minimum interval of 10s',
       "gitops-runner.policy.json: storage.extra: unrecognized key",
       "gitops-runner.policy.json: access.renamedFrom: must name the stack's previous name",
     ]);

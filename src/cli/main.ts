@@ -9,8 +9,10 @@ import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
 import { type SynthReport, synthCommand } from "../engine/synth.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { renderReport, renderSynth } from "./render.ts";
+import { serve } from "./serve.ts";
 
 const USAGE = `Usage:
+  gitops-runner serve  [--config FILE]
   gitops-runner synth  --repo URL|PATH [--ref REF] [--json]
   gitops-runner plan   --repo URL|PATH [--ref REF] [--base REF] [--stack NAME]... [--json]
   gitops-runner apply  --repo URL|PATH [--ref REF] [--stack NAME]... [--allow-destroy] [--json]
@@ -34,6 +36,7 @@ export interface Output {
 
 /** Runs one CLI invocation; returns the exit code. */
 export async function main(argv: readonly string[], env: Environment, output: Output): Promise<number> {
+  if (argv[0] === "serve") return serveCommand(argv.slice(1), env, output);
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -79,7 +82,7 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
           });
           break;
         case "drift":
-          report = await driftCommand(engine.context, { stacks, correct: values.correct === true });
+          report = await driftCommand(engine.context, { stacks, correct: values.correct ? "all" : "none" });
           break;
       }
       output.stdout(json ? `${JSON.stringify(toJson(report), null, 2)}\n` : renderReport(command, report));
@@ -144,4 +147,28 @@ function optional<T extends Record<string, string | undefined>>(values: T): { [K
   return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as {
     [K in keyof T]?: string;
   };
+}
+
+async function serveCommand(argv: readonly string[], env: Environment, output: Output): Promise<number> {
+  let config: string | undefined;
+  try {
+    ({
+      values: { config },
+    } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: { config: { type: "string" } },
+    }));
+  } catch (error) {
+    output.stderr(`gitops-runner: ${(error as Error).message}\n${USAGE}\n`);
+    return 1;
+  }
+  try {
+    return await serve(config, env);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    output.stderr(`gitops-runner serve: ${message}\n`);
+    return 1;
+  }
 }

@@ -11,8 +11,53 @@ const stackConfigSchema = z.strictObject({
   planEnv: envSchema.optional(),
 });
 
+const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "the name of an environment variable");
+
+const notificationSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("slack"),
+    name: z.string().min(1).optional(),
+    /** The incoming-webhook URL is a secret: the variable that holds it. */
+    urlEnv: envNameSchema,
+  }),
+  z.strictObject({
+    type: z.literal("webhook"),
+    name: z.string().min(1).optional(),
+    url: z.url({ protocol: /^https?$/ }),
+    secretEnv: envNameSchema,
+  }),
+]);
+
 /** The runner's own configuration file (JSON); never read from the watched repository. */
 const runnerConfigSchema = z.strictObject({
+  /** What `serve` watches; the CLI takes --repo instead. */
+  repository: z
+    .strictObject({
+      url: z.string().min(1),
+      branch: z.string().min(1).optional(),
+      appDir: z.string().default(""),
+    })
+    .optional(),
+  pollIntervalSeconds: z.int().min(1).max(86_400).default(60),
+  dataDir: z.string().min(1).optional(),
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.int().min(0).max(65_535).default(8080),
+    })
+    .default({ host: "127.0.0.1", port: 8080 }),
+  /** The address people reach the dashboard at, for links in notifications. */
+  publicUrl: z.url().optional(),
+  webhooks: z.strictObject({ generic: z.strictObject({ secretEnv: envNameSchema }).optional() }).default({}),
+  notifications: z.array(notificationSchema).default([]),
+  /** Drift schedules: a tick to look for due checks, and jitter spreading them. */
+  drift: z
+    .strictObject({
+      tickSeconds: z.int().min(1).max(3600).default(30),
+      jitterPercent: z.int().min(0).max(50).default(10),
+    })
+    .default({ tickSeconds: 30, jitterPercent: 10 }),
+  shutdownGraceSeconds: z.int().min(0).max(3600).default(30),
   /** Path or name of the engine binary: terraform or tofu. Detected on PATH when unset. */
   engine: z.string().min(1).optional(),
   parallelism: z.int().min(1).max(64).default(4),
@@ -58,4 +103,54 @@ export async function readRunnerConfig(file: string | undefined): Promise<Runner
     throw new RunnerError("CONFIG_INVALID", `${file}: cannot be read`, { cause: error });
   }
   return parseRunnerConfig(file, text);
+}
+
+export interface ServeSecrets {
+  readonly apiTokens: { readonly read: readonly string[]; readonly write: readonly string[] };
+  readonly webhookSecret?: string;
+  readonly notifications: readonly (
+    | { readonly type: "slack"; readonly name: string; readonly url: string }
+    | { readonly type: "webhook"; readonly name: string; readonly url: string; readonly secret: string }
+  )[];
+}
+
+/**
+ * The last phase for `serve`: secrets named by the configuration must be in
+ * the environment. Every problem is listed; a configured webhook without its
+ * secret is a start-up error.
+ */
+export function resolveSecrets(
+  file: string,
+  config: RunnerConfig,
+  env: Readonly<Record<string, string | undefined>>,
+): ServeSecrets {
+  const problems: string[] = [];
+  const secret = (name: string, where: string): string => {
+    const value = env[name];
+    if (!value) problems.push(`${file}: ${where}: the environment variable ${name} is not set`);
+    return value ?? "";
+  };
+  const webhookEnv = config.webhooks.generic?.secretEnv;
+  const webhookSecret = webhookEnv ? secret(webhookEnv, "webhooks.generic.secretEnv") : undefined;
+  const notifications = config.notifications.map((target, index) =>
+    target.type === "slack"
+      ? {
+          type: target.type,
+          name: target.name ?? `slack-${index}`,
+          url: secret(target.urlEnv, `notifications.${index}.urlEnv`),
+        }
+      : {
+          type: target.type,
+          name: target.name ?? `webhook-${index}`,
+          url: target.url,
+          secret: secret(target.secretEnv, `notifications.${index}.secretEnv`),
+        },
+  );
+  if (problems.length > 0) throw new RunnerError("CONFIG_INVALID", problems.join("\n"));
+  const tokens = (value: string | undefined) => (value ? value.split(",").filter(Boolean) : []);
+  return {
+    apiTokens: { read: tokens(env.GITOPS_RUNNER_READ_TOKEN), write: tokens(env.GITOPS_RUNNER_API_TOKEN) },
+    ...(webhookSecret ? { webhookSecret } : {}),
+    notifications,
+  };
 }

@@ -1,5 +1,6 @@
 import { runInDependencyOrder } from "../domain/graph.ts";
 import { RunnerError } from "../errors.ts";
+import type { ResourceChange } from "../terraform/plan-json.ts";
 import { redactPlan } from "../terraform/redact.ts";
 import { decideAffected } from "./affected.ts";
 import { checkStackNames, resolveCommit, synthesizeRecorded } from "./commit.ts";
@@ -15,6 +16,10 @@ export interface ApplyOptions {
   readonly ref?: string;
   readonly stacks: readonly string[];
   readonly allowDestroy: boolean;
+  /** The service sets this: a stack whose policy turns autoApply off waits as blocked for approval. */
+  readonly honourAutoApply?: boolean;
+  /** A person approved this blocked plan: it is applied only if the new plan makes the same changes. */
+  readonly approval?: { readonly runId: string; readonly resources: readonly ResourceChange[] };
 }
 
 /**
@@ -34,7 +39,7 @@ export async function applyCommand(context: EngineContext, options: ApplyOptions
     const results = await runInDependencyOrder(
       affected,
       context.parallelism,
-      (stack) => applyOne(context, app, stack, options.allowDestroy),
+      (stack) => applyOne(context, app, stack, options),
       (report) => report.status === "applied" || report.status === "no-changes",
       (stack, dependency, dependencyReport) =>
         dependencyReport.status === "blocked"
@@ -57,7 +62,7 @@ async function applyOne(
   context: EngineContext,
   app: SynthesizedApp,
   stack: AppStack,
-  allowDestroy: boolean,
+  options: ApplyOptions,
 ): Promise<StackReport> {
   const policy = app.policy.forStack(stack.name);
   if (policy.suspended) return skipped(stack.name, app.commit, "suspended by policy");
@@ -86,7 +91,12 @@ async function applyOne(
           engineVersion: planned.version.version,
           providers: planned.version.providers,
         };
-        const blocked = destroyGuard(planned, policy, allowDestroy);
+        const blocked = options.approval
+          ? approvalMismatch(planned.resources, options.approval)
+          : (destroyGuard(planned, policy, options.allowDestroy) ??
+            (options.honourAutoApply && !policy.autoApply && planned.hasChanges
+              ? "autoApply is off for this stack: approve the run to apply this plan"
+              : undefined));
         if (blocked) {
           await discardPlan(planned);
           await context.store.recordApplyProblem(key, "blocked");
@@ -114,4 +124,16 @@ async function applyOne(
       }
     }),
   );
+}
+
+/** Why a new plan may not stand in for the approved one: other resources or other actions. */
+function approvalMismatch(
+  planned: readonly ResourceChange[],
+  approval: NonNullable<ApplyOptions["approval"]>,
+): string | undefined {
+  const key = (resources: readonly ResourceChange[]) =>
+    JSON.stringify(resources.map((resource) => [resource.address, resource.actions]).sort());
+  return key(planned) === key(approval.resources)
+    ? undefined
+    : `the plan differs from the one approved in run ${approval.runId}; review the new plan and approve it`;
 }

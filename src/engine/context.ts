@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Repository } from "../git/repository.ts";
+import type { Policy } from "../policy/policy.ts";
 import type { StateLocation } from "../state/local-state.ts";
 import type { Store } from "../store/store.ts";
 import type { TerraformCli } from "../terraform/cli.ts";
@@ -27,6 +28,22 @@ export interface EngineContext {
   readonly logger: Logger;
   readonly newRunId: () => string;
   readonly signal?: AbortSignal;
+  /** Told of every finished run, e.g. to count it in metrics. */
+  readonly onRunFinished?: (run: FinishedRun) => void;
+  /** Told of every synthesized commit: its stacks (name to dependencies) and policy. */
+  readonly onSynthesized?: (
+    commit: string,
+    stacks: ReadonlyMap<string, readonly string[]>,
+    policy: Policy,
+  ) => Promise<void>;
+}
+
+export interface FinishedRun {
+  readonly id: string;
+  readonly kind: string;
+  readonly stack: string;
+  readonly status: string;
+  readonly durationMs: number;
 }
 
 export function stateLocation(context: EngineContext): StateLocation {

@@ -18,7 +18,8 @@ import { type SynthesizedApp, synthesizeCommit } from "./synthesized-app.ts";
 
 export interface DriftOptions {
   readonly stacks: readonly string[];
-  readonly correct: boolean;
+  /** all: every drifted stack whose mode is not off (the CLI's --correct); policy: those whose mode is correct. */
+  readonly correct: "all" | "policy" | "none";
 }
 
 const DEFAULT_POLICY = parsePolicy("gitops-runner.policy.json", "{}");
@@ -86,7 +87,7 @@ async function driftOne(
   app: SynthesizedApp | undefined,
   record: StackRecord,
   pending: boolean,
-  correct: boolean,
+  correct: DriftOptions["correct"],
 ): Promise<StackReport> {
   const name = record.stack;
   const commit = record.lastAppliedCommit as string;
@@ -97,7 +98,7 @@ async function driftOne(
   if (policy.suspended) return skipped(name, commit, "suspended by policy");
   if (policy.drift === "off") return skipped(name, commit, "drift checks are off by policy");
   const key = { repoId: context.repoId, appDir: context.appDir, stack: name };
-  const corrects = correct && !pending;
+  const corrects = !pending && (correct === "all" || (correct === "policy" && policy.drift === "correct"));
 
   return recordedRun(context, "drift", name, commit, (scope) => {
     const check = async (): Promise<RunResult> => {
@@ -132,9 +133,18 @@ async function driftOne(
         const resources = driftReport(planned, driftedResources(planned.plan));
         if (!corrects) {
           await discardPlan(planned);
-          await context.store.recordDrift(key, "drifted", fingerprint(resources));
+          const print = fingerprint(resources);
+          await context.store.recordDrift(key, "drifted", print);
+          // Told once: when first found, and again only when what drifted changes.
+          const driftEvent =
+            record.driftStatus !== "drifted"
+              ? "found"
+              : record.driftFingerprint !== print
+                ? "changed"
+                : undefined;
           return {
             report: {
+              ...(driftEvent ? { driftEvent } : {}),
               status: "drifted",
               summary: planned.summary,
               resources,
@@ -155,7 +165,7 @@ async function driftOne(
         await applyPlanned(context, scope, name, planned, commit);
         await context.store.recordDrift(key, "corrected", undefined);
         return {
-          report: { status: "corrected", summary: planned.summary, resources },
+          report: { status: "corrected", summary: planned.summary, resources, driftEvent: "corrected" },
           outcome: { status: "succeeded", result: "corrected", ...recorded },
         };
       } finally {

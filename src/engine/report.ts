@@ -33,6 +33,8 @@ export interface StackReport {
   readonly error?: { readonly code: string; readonly message: string };
   /** Set when a dependency failed, which fails the command like the dependency itself. */
   readonly skippedForFailure?: boolean;
+  /** For drift checks: what to tell people, once per drift (not part of the CLI's JSON). */
+  readonly driftEvent?: "found" | "changed" | "corrected";
 }
 
 export interface CommandReport {

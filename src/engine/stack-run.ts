@@ -57,6 +57,7 @@ export async function recordedRun(
   body: (scope: RunScope) => Promise<RunResult>,
 ): Promise<StackReport> {
   const id = context.newRunId();
+  const started = performance.now();
   const logger = context.logger.child({ runId: id, stack, commit, kind });
   const log = new RunLog();
   await context.store.startRun({
@@ -101,13 +102,25 @@ export async function recordedRun(
     const code = isRunnerError(error) ? error.code : "INTERNAL";
     const message = error instanceof Error ? error.message : String(error);
     const userFacing = USER_FACING.has(code);
-    if (!userFacing) logger.error({ err: error }, "run errored");
+    const cancelled = code === "EXEC_CANCELLED";
+    if (!userFacing && !cancelled) logger.error({ err: error }, "run errored");
     result = {
       report: { status: "failed", summary: EMPTY_SUMMARY, resources: [], error: { code, message } },
-      outcome: { status: userFacing ? "failed" : "errored", result: "failed", error: { code, message } },
+      outcome: {
+        status: cancelled ? "cancelled" : userFacing ? "failed" : "errored",
+        result: "failed",
+        error: { code, message },
+      },
     };
   }
   await context.store.finishRun(id, { ...result.outcome, log: log.text() });
+  context.onRunFinished?.({
+    id,
+    kind,
+    stack,
+    status: result.outcome.status,
+    durationMs: performance.now() - started,
+  });
   logger.info({ status: result.outcome.status, result: result.outcome.result }, "run finished");
   return { name: stack, commit, runId: id, ...result.report };
 }

@@ -1,6 +1,7 @@
-import { access, copyFile, cp, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { RunnerError } from "../errors.ts";
+import { exists } from "../fs.ts";
 import type { StackPolicy } from "../policy/policy.ts";
 import { STATE_OVERRIDE_FILE, writeStateOverride } from "../state/local-state.ts";
 import { type EngineVersion, providerVersions } from "../terraform/cli.ts";
@@ -58,17 +59,19 @@ export async function planStack(
 
   scope.log.add(
     "init",
-    await scope.step("init", () => context.terraform.init(dir, withSignal(context, env))),
+    await scope.step("init", () => context.terraform.init(dir, callOptions(context, scope, env))),
   );
-  const engine = await scope.step("version", () => context.terraform.engine(withSignal(context, env)));
+  const engine = await scope.step("version", () =>
+    context.terraform.engine(callOptions(context, scope, env)),
+  );
   const version = { ...engine, providers: await providerVersions(dir) };
   const planFile = path.join(dir, `${scope.id}.tfplan`);
   const outcome = await scope.step("plan", () =>
-    context.terraform.plan(dir, planFile, withSignal(context, env)),
+    context.terraform.plan(dir, planFile, callOptions(context, scope, env)),
   );
   scope.log.add("plan", outcome.log);
   const plan = await scope.step("show", () =>
-    context.terraform.show(dir, planFile, withSignal(context, env)),
+    context.terraform.show(dir, planFile, callOptions(context, scope, env)),
   );
   return {
     dir,
@@ -104,7 +107,7 @@ export async function applyPlanned(
   const env = context.stackEnv(stack, "apply");
   try {
     const output = await scope.step("apply", () =>
-      context.terraform.apply(planned.dir, planned.planFile, withSignal(context, env)),
+      context.terraform.apply(planned.dir, planned.planFile, callOptions(context, scope, env)),
     );
     scope.log.add("apply", output);
   } finally {
@@ -162,15 +165,12 @@ async function restoreLockFile(context: EngineContext, stack: string, dir: strin
   if (!(await exists(local)) && (await exists(kept))) await copyFile(kept, local);
 }
 
-function withSignal(context: EngineContext, env: Readonly<Record<string, string>>) {
-  return context.signal ? { env, signal: context.signal } : { env };
-}
-
-export async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
+/** Call options: the stack's environment, the cancel signal, and recording of the process group. */
+function callOptions(context: EngineContext, scope: RunScope, env: Readonly<Record<string, string>>) {
+  const onSpawn = (pgid: number) => {
+    context.store.recordProcess(scope.id, pgid).catch((error: unknown) => {
+      context.logger.error({ err: error, runId: scope.id }, "recording the process group failed");
+    });
+  };
+  return context.signal ? { env, signal: context.signal, onSpawn } : { env, onSpawn };
 }

@@ -60,6 +60,11 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       { commit, stacks: stacks.length, durationMs: Math.round(synth.durationMs) },
       "synthesized",
     );
+    await context.onSynthesized?.(
+      commit,
+      new Map(stacks.map((stack) => [stack.name, stack.dependencies])),
+      policy,
+    );
     return { commit, stacks, policy, dispose };
   } catch (error) {
     await dispose();

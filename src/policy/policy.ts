@@ -47,7 +47,8 @@ const DEFAULTS: StackPolicy = Object.freeze({
 });
 
 const MINUTE_MS = 60_000;
-const MIN_INTERVAL_MS = MINUTE_MS;
+// Ten seconds: short schedules serve demos and tests; a plan per stack per check bounds real use.
+const MIN_INTERVAL_MS = 10_000;
 // A drift check rarer than yearly is as good as none (`drift: off` says so); the bound also keeps
 // `everyMs` far from float precision trouble.
 const MAX_INTERVAL_MS = 365 * 24 * 60 * MINUTE_MS;
@@ -72,7 +73,7 @@ function parseSchedule(text: string): Schedule | string {
   const everyMs =
     ((Number(days) * 24 + Number(hours)) * 60 + Number(minutes)) * MINUTE_MS + Number(seconds) * 1000;
   if (everyMs < MIN_INTERVAL_MS) {
-    return `${JSON.stringify(text)} is shorter than the minimum interval of 1m`;
+    return `${JSON.stringify(text)} is shorter than the minimum interval of 10s`;
   }
   if (everyMs > MAX_INTERVAL_MS) {
     return `${JSON.stringify(text)} is longer than the maximum interval of 365d`;

@@ -1,3 +1,6 @@
+import { mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { execa } from "execa";
 import { RunnerError } from "../errors.ts";
 
@@ -19,6 +22,8 @@ export interface ExecOptions {
   readonly okExitCodes?: readonly number[];
   /** Cap on each of stdout and stderr, in bytes. */
   readonly maxOutputBytes?: number;
+  /** Told the child's process group id once it runs (it leads its own group). */
+  readonly onSpawn?: (pgid: number) => void;
 }
 
 export interface ExecResult {
@@ -37,6 +42,14 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const stop = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
 
+  // Output goes to files, not pipes: a child outlives a runner killed with
+  // SIGKILL (it leads its own group) and must not die writing to a closed pipe.
+  const outputDir = await mkdtemp(path.join(tmpdir(), "gitops-runner-exec-"));
+  const stdoutFile = path.join(outputDir, "stdout");
+  const stderrFile = path.join(outputDir, "stderr");
+  // Descriptors, not execa's { file } (which streams through this process).
+  const stdoutHandle = await open(stdoutFile, "w");
+  const stderrHandle = await open(stderrFile, "w");
   const child = execa(file, args, {
     cwd: options.cwd,
     env: options.env,
@@ -44,11 +57,13 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     // Its own process group, so that a cancel reaches what it started too.
     detached: true,
     reject: false,
-    stdin: "ignore",
-    maxBuffer: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
-    stripFinalNewline: false,
+    // execa passes any descriptor to spawn, though its types list only 3 to 9.
+    stdio: ["ignore", stdoutHandle.fd, stderrHandle.fd] as unknown as ["ignore", 3, 4],
   });
+  // The child holds its own copies of the descriptors.
+  await Promise.all([stdoutHandle.close(), stderrHandle.close()]);
 
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
   let forceKill: NodeJS.Timeout | undefined;
   const endGroup = () => {
     killGroup(child.pid, "SIGTERM");
@@ -60,13 +75,17 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   try {
     const result = await child;
     const durationMs = performance.now() - started;
+    const maxBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    const stdout = await readCapped(stdoutFile, maxBytes);
+    const stderr = await readCapped(stderrFile, maxBytes);
+    // Ended by us, whatever its exit code: a cancelled terraform exits 1 after a graceful stop.
+    if (timeout.aborted) {
+      throw new RunnerError("EXEC_TIMEOUT", `${options.step}: timed out after ${options.timeoutMs} ms`);
+    }
+    if (stop.aborted) {
+      throw new RunnerError("EXEC_CANCELLED", `${options.step}: cancelled`, { cause: stop.reason });
+    }
     if (result.failed && result.exitCode === undefined) {
-      if (timeout.aborted) {
-        throw new RunnerError("EXEC_TIMEOUT", `${options.step}: timed out after ${options.timeoutMs} ms`);
-      }
-      if (stop.aborted) {
-        throw new RunnerError("EXEC_CANCELLED", `${options.step}: cancelled`, { cause: stop.reason });
-      }
       if (result.signal) {
         throw new RunnerError(
           "EXEC_FAILED",
@@ -84,8 +103,6 @@ export async function exec(file: string, args: readonly string[], options: ExecO
       );
     }
     const exitCode = result.exitCode ?? -1;
-    const stdout = String(result.stdout);
-    const stderr = String(result.stderr);
     if (!(options.okExitCodes ?? [0]).includes(exitCode)) {
       throw new RunnerError(
         "EXEC_FAILED",
@@ -97,10 +114,26 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     }
     return { exitCode, stdout, stderr, durationMs };
   } finally {
+    await rm(outputDir, { recursive: true, force: true });
     stop.removeEventListener("abort", endGroup);
     // After an abort the fallback stays armed (unref'd): the direct child may
     // have exited while others in its group ignore SIGTERM.
     if (!stop.aborted) clearTimeout(forceKill);
+  }
+}
+
+/** A file's text, or its last `maxBytes` when it is larger. */
+async function readCapped(file: string, maxBytes: number): Promise<string> {
+  const handle = await open(file, "r").catch(() => undefined);
+  if (!handle) return ""; // The child never started.
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, maxBytes);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    return buffer.toString("utf8");
+  } finally {
+    await handle.close();
   }
 }
 

@@ -3,6 +3,10 @@ import path from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import type {
   ApplyStatus,
+  EventKind,
+  EventRecord,
+  EventStatus,
+  NewEvent,
   NewRun,
   RunKind,
   RunOutcome,
@@ -12,6 +16,9 @@ import type {
   StackRecord,
   Store,
 } from "./store.ts";
+
+/** Bumped with each change to SCHEMA, which then gains the statements that migrate older files. */
+const SCHEMA_VERSION = 1;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
   engine_version TEXT,
   providers TEXT,
   error_code TEXT,
-  error_message TEXT
+  error_message TEXT,
+  pgid INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_stack ON runs (repo_id, app_dir, stack, started_at);
 CREATE TABLE IF NOT EXISTS stacks (
@@ -58,6 +66,25 @@ CREATE TABLE IF NOT EXISTS commit_hashes (
   hashes TEXT NOT NULL,
   PRIMARY KEY (repo_id, app_dir, commit_sha)
 );
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  stack TEXT,
+  commit_sha TEXT,
+  payload TEXT,
+  source TEXT NOT NULL,
+  delivery_id TEXT UNIQUE,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  claimed_by TEXT,
+  finished_at TEXT,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS events_queued ON events (status, kind);
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS locks (
   key TEXT PRIMARY KEY,
   holder TEXT NOT NULL,
@@ -79,7 +106,15 @@ export class SqliteStore implements Store {
     await mkdir(path.dirname(file), { recursive: true });
     const db = new DatabaseSync(file, { timeout: 10_000 });
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+    const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new Error(
+        `${file}: written by a newer gitops-runner (schema ${version}, this one knows ${SCHEMA_VERSION})`,
+      );
+    }
     db.exec(SCHEMA);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     return new SqliteStore(db);
   }
 
@@ -210,6 +245,121 @@ export class SqliteStore implements Store {
       .run(repoId, appDir, commit, JSON.stringify(hashes));
   }
 
+  async enqueue(event: NewEvent): Promise<{ readonly id: string; readonly duplicate: boolean }> {
+    const result = this.#db
+      .prepare(
+        `INSERT INTO events (id, kind, stack, commit_sha, payload, source, delivery_id, status, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT (delivery_id) DO NOTHING`,
+      )
+      .run(
+        event.id,
+        event.kind,
+        event.stack ?? null,
+        event.commit ?? null,
+        json(event.payload),
+        event.source,
+        event.deliveryId ?? null,
+        now(),
+      );
+    if (result.changes === 1) return { id: event.id, duplicate: false };
+    const earlier = this.#db
+      .prepare("SELECT id FROM events WHERE delivery_id = ?")
+      .get(event.deliveryId ?? null) as { id: string } | undefined;
+    return { id: earlier?.id ?? event.id, duplicate: true };
+  }
+
+  async claimEvent(holder: string): Promise<EventRecord | undefined> {
+    const row = this.#db
+      .prepare(
+        `UPDATE events SET status = 'running', claimed_by = ?
+         WHERE rowid = (SELECT rowid FROM events WHERE status = 'queued' ORDER BY rowid LIMIT 1) AND status = 'queued'
+         RETURNING *`,
+      )
+      .get(holder) as Row | undefined;
+    return row ? toEvent(row) : undefined;
+  }
+
+  async finishEvent(
+    id: string,
+    status: Exclude<EventStatus, "queued" | "running">,
+    error?: string,
+  ): Promise<void> {
+    this.#db
+      .prepare("UPDATE events SET status = ?, finished_at = ?, error = ? WHERE id = ?")
+      .run(status, now(), error ?? null, id);
+  }
+
+  async newerQueued(kind: EventKind, afterId: string): Promise<EventRecord[]> {
+    const rows = this.#db
+      .prepare(
+        `SELECT * FROM events WHERE kind = ? AND status = 'queued'
+         AND rowid > (SELECT rowid FROM events WHERE id = ?) ORDER BY rowid`,
+      )
+      .all(kind, afterId) as Row[];
+    return rows.map(toEvent);
+  }
+
+  async countQueued(): Promise<number> {
+    const row = this.#db.prepare("SELECT count(*) AS n FROM events WHERE status = 'queued'").get() as {
+      n: number;
+    };
+    return row.n;
+  }
+
+  async hasOpenEvent(kind: EventKind, stack: string | undefined): Promise<boolean> {
+    const row = this.#db
+      .prepare(
+        `SELECT 1 FROM events WHERE kind = ? AND stack IS ? AND status IN ('queued', 'running') LIMIT 1`,
+      )
+      .get(kind, stack ?? null);
+    return row !== undefined;
+  }
+
+  async interruptRunning(): Promise<RunRecord[]> {
+    const rows = this.#db
+      .prepare("SELECT * FROM runs WHERE status = 'running' ORDER BY rowid")
+      .all() as Row[];
+    this.#db
+      .prepare(
+        "UPDATE runs SET status = 'interrupted', result = 'failed', ended_at = ? WHERE status = 'running'",
+      )
+      .run(now());
+    this.#db
+      .prepare("UPDATE events SET status = 'interrupted', finished_at = ? WHERE status = 'running'")
+      .run(now());
+    return rows.map((row) => ({ ...toRun(row), status: "interrupted" }));
+  }
+
+  async recordProcess(runId: string, pgid: number | undefined): Promise<void> {
+    this.#db.prepare("UPDATE runs SET pgid = ? WHERE id = ?").run(pgid ?? null, runId);
+  }
+
+  async runProcess(runId: string): Promise<number | undefined> {
+    const row = this.#db.prepare("SELECT pgid FROM runs WHERE id = ?").get(runId) as
+      | { pgid: number | null }
+      | undefined;
+    return row?.pgid ?? undefined;
+  }
+
+  async releaseAllLocks(): Promise<void> {
+    this.#db.exec("DELETE FROM locks");
+  }
+
+  async getValue(key: string): Promise<string | undefined> {
+    const row = this.#db.prepare("SELECT value FROM kv WHERE key = ?").get(key) as
+      | { value: string }
+      | undefined;
+    return row?.value;
+  }
+
+  async setValue(key: string, value: string): Promise<void> {
+    this.#db
+      .prepare(
+        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      )
+      .run(key, value);
+  }
+
   async acquireLock(key: string, holder: string, leaseMs: number): Promise<boolean> {
     const at = Date.now();
     const result = this.#db
@@ -297,6 +447,21 @@ function toRun(row: Row): RunRecord {
     error: errorCode ? { code: errorCode, message: text(row.error_message) ?? "" } : undefined,
   };
   return withoutUndefined(record) as unknown as RunRecord;
+}
+
+function toEvent(row: Row): EventRecord {
+  return withoutUndefined({
+    id: row.id,
+    kind: row.kind,
+    stack: text(row.stack),
+    commit: text(row.commit_sha),
+    payload: parsed(row.payload),
+    source: row.source,
+    deliveryId: text(row.delivery_id),
+    status: row.status,
+    createdAt: row.created_at,
+    error: text(row.error),
+  }) as unknown as EventRecord;
 }
 
 function toStack(row: Row): StackRecord {

@@ -64,6 +64,29 @@ export interface StackRecord extends StackKey {
   readonly driftCheckedAt?: string;
 }
 
+export type EventKind = "poll" | "apply" | "plan" | "drift" | "approve" | "recheck";
+export type EventStatus = "queued" | "running" | "done" | "superseded" | "failed" | "interrupted";
+
+/** A trigger, persisted before anything acts on it; workers claim queued events. */
+export interface NewEvent {
+  readonly id: string;
+  readonly kind: EventKind;
+  readonly stack?: string;
+  readonly commit?: string;
+  /** Extra data of the trigger, e.g. the run an approval is for. */
+  readonly payload?: Readonly<Record<string, unknown>>;
+  /** Who asked: "poll", "webhook:generic", "api", "schedule", "recovery". */
+  readonly source: string;
+  /** A webhook delivery id: a repeated one is not queued again. */
+  readonly deliveryId?: string;
+}
+
+export interface EventRecord extends NewEvent {
+  readonly status: EventStatus;
+  readonly createdAt: string;
+  readonly error?: string;
+}
+
 export interface Store {
   startRun(run: NewRun): Promise<void>;
   finishRun(id: string, outcome: RunOutcome): Promise<void>;
@@ -88,6 +111,27 @@ export interface Store {
     commit: string,
     hashes: Record<string, string>,
   ): Promise<void>;
+
+  /** Persists an event; for a delivery id seen before, returns the earlier event and duplicate: true. */
+  enqueue(event: NewEvent): Promise<{ readonly id: string; readonly duplicate: boolean }>;
+  /** Claims the oldest queued event (compare-and-set), or undefined when none is queued. */
+  claimEvent(holder: string): Promise<EventRecord | undefined>;
+  finishEvent(id: string, status: Exclude<EventStatus, "queued" | "running">, error?: string): Promise<void>;
+  /** Queued events of a kind created after the given one (for coalescing applies). */
+  newerQueued(kind: EventKind, afterId: string): Promise<EventRecord[]>;
+  countQueued(): Promise<number>;
+  /** Whether an event of this kind and stack is queued or running. */
+  hasOpenEvent(kind: EventKind, stack: string | undefined): Promise<boolean>;
+
+  /** After a crash: running runs become interrupted, running events too; returns the runs. */
+  interruptRunning(): Promise<RunRecord[]>;
+  /** The process group a run's current step started, so that a restart can wait for or end it. */
+  recordProcess(runId: string, pgid: number | undefined): Promise<void>;
+  runProcess(runId: string): Promise<number | undefined>;
+  releaseAllLocks(): Promise<void>;
+
+  getValue(key: string): Promise<string | undefined>;
+  setValue(key: string, value: string): Promise<void>;
 
   /** Takes the lock if it is free or its lease expired; false when someone else holds it. */
   acquireLock(key: string, holder: string, leaseMs: number): Promise<boolean>;

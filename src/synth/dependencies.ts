@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from "node:crypto";
-import { access, lstat, mkdir, readFile, rename, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, rename, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { isRunnerError, RunnerError } from "../errors.ts";
+import { exists } from "../fs.ts";
 import { exec, execFailureOutput } from "../process/exec.ts";
 
 export interface DependencyOptions {
@@ -118,14 +119,5 @@ async function nearestPackageDir(checkoutDir: string, appDir: string): Promise<s
     if (await exists(path.join(dir, "package.json"))) return dir;
     if (path.resolve(dir) === path.resolve(checkoutDir)) return undefined;
     dir = path.dirname(dir);
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
   }
 }

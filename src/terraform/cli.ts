@@ -30,6 +30,8 @@ export interface TerraformCliOptions {
 export interface CallOptions {
   readonly env?: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
+  /** Told the process group of the terraform process, e.g. to record it for crash recovery. */
+  readonly onSpawn?: (pgid: number) => void;
 }
 
 export interface PlanOptions extends CallOptions {
@@ -127,6 +129,7 @@ export class TerraformCli {
         timeoutMs: this.#options.timeoutMs,
         okExitCodes,
         ...(call.signal ? { signal: call.signal } : {}),
+        ...(call.onSpawn ? { onSpawn: call.onSpawn } : {}),
       });
     } catch (error) {
       throw toTerraformError(error, command);

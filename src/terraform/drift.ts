@@ -47,6 +47,8 @@ export function isDrifted(plan: PlanJson): boolean {
 /** Paths down to the first difference: a subtree present on one side only is named once, as a whole. */
 function differingPaths(before: unknown, after: unknown, path: string): string[] {
   if (isDeepStrictEqual(before, after)) return [];
+  // Providers read an unset collection back as empty (tags: null, then {}): not a change anyone made.
+  if (isEmpty(before) && isEmpty(after)) return [];
   if (isRecord(before) && isRecord(after)) {
     const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
     return [...keys].flatMap((key) => differingPaths(before[key], after[key], attributePath(path, key)));
@@ -62,6 +64,12 @@ function differingPaths(before: unknown, after: unknown, path: string): string[]
 function attributePath(parent: string, key: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) return `${parent}[${JSON.stringify(key)}]`;
   return parent === "" ? key : `${parent}.${key}`;
+}
+
+function isEmpty(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  if (Array.isArray(value)) return value.length === 0;
+  return isRecord(value) && Object.keys(value).length === 0;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

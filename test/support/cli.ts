@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
-import { repoRoot } from "./toolchain.ts";
+import { inheritedEnv, repoRoot } from "./toolchain.ts";
 
 export interface CliResult {
   readonly code: number;
@@ -39,17 +39,5 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
 }
 
 function cliEnv(): Record<string, string> {
-  const env: Record<string, string> = { GITOPS_RUNNER_LOG_LEVEL: "warn" };
-  for (const name of [
-    "PATH",
-    "HOME",
-    "TF_CLI_CONFIG_FILE",
-    "GITOPS_RUNNER_TERRAFORM",
-    "NODE_EXTRA_CA_CERTS",
-    "SSL_CERT_FILE",
-  ] as const) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
+  return { ...inheritedEnv(), GITOPS_RUNNER_LOG_LEVEL: "warn" };
 }

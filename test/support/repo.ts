@@ -15,6 +15,8 @@ export interface ResourceSpec {
   readonly reads?: string;
   /** Seconds a local-exec provisioner sleeps on create: a slow resource. */
   readonly slowCreate?: number;
+  /** A file the provisioner appends a line to when it starts, so a test can see the create begin. */
+  readonly createMarker?: string;
 }
 
 export type AppSpec = Record<string, Record<string, ResourceSpec>>;
@@ -32,8 +34,12 @@ export function appSource(spec: AppSpec): string {
       const value = resource.reads
         ? `{ ...${input}, upstream: ${variable(...(resource.reads.split(".") as [string, string]))}.id }`
         : input;
+      const marker = resource.createMarker ? `echo created >> ${resource.createMarker} && ` : "";
+      const provisioners = resource.slowCreate
+        ? `, provisioners: [{ type: "local-exec", command: ${JSON.stringify(`${marker}sleep ${resource.slowCreate}`)} }]`
+        : "";
       lines.push(
-        `const ${variable(stack, name)} = new DataResource(${stackVar}, ${JSON.stringify(name)}, { input: ${value} });`,
+        `const ${variable(stack, name)} = new DataResource(${stackVar}, ${JSON.stringify(name)}, { input: ${value}${provisioners} });`,
       );
     }
   }

@@ -48,3 +48,20 @@ export async function synthExample(app: "demo" | "aws", outDir: string): Promise
     maxOldSpaceMb: 1024,
   });
 }
+
+/** The variables a runner started by a test inherits from the test's own environment. */
+export function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of [
+    "PATH",
+    "HOME",
+    "TF_CLI_CONFIG_FILE",
+    "GITOPS_RUNNER_TERRAFORM",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+  ]) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
