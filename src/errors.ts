@@ -30,7 +30,10 @@ export type ErrorCode =
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "BAD_REQUEST"
-  | "SIGNATURE_INVALID";
+  | "SIGNATURE_INVALID"
+  | "FORGE_UNAUTHORIZED"
+  | "FORGE_NOT_FOUND"
+  | "FORGE_FAILED";
 
 export class RunnerError extends Error {
   readonly code: ErrorCode;

@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { RunnerError } from "../src/errors.ts";
+import type { ForgeEvent } from "../src/forge/webhooks.ts";
 import { buildHttpApp, type HttpOptions } from "../src/http/app.ts";
 import type {
   Accepted,
@@ -130,6 +131,11 @@ class FakeService implements ServiceApi {
   async releaseLock(stack: string): Promise<{ readonly released: boolean }> {
     this.record("releaseLock", stack);
     return { released: stack === "storage" };
+  }
+
+  async forgeEvent(event: ForgeEvent, deliveryId: string): Promise<Accepted> {
+    this.record("forgeEvent", event, deliveryId);
+    return this.accept();
   }
 
   async requestPoll(source: string, deliveryId: string): Promise<Accepted> {

@@ -2,10 +2,19 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createEngine, createLogger, defaultDataDir, type Environment } from "../composition.ts";
-import { readRunnerConfig, resolveSecrets } from "../config/runner-config.ts";
+import {
+  type RunnerConfig,
+  readRunnerConfig,
+  resolveSecrets,
+  type ServeSecrets,
+} from "../config/runner-config.ts";
+import type { Forge } from "../forge/forge.ts";
+import { githubForge } from "../forge/github.ts";
+import { gitlabForge } from "../forge/gitlab.ts";
 import { buildHttpApp } from "../http/app.ts";
 import { createNotifier, slackTarget, webhookTarget } from "../notify/notifier.ts";
 import { EMBEDDED_APP_DIR, embeddedRepository } from "../service/embedded-default.ts";
+import { PullRequestFlow } from "../service/pull-requests.ts";
 import { RunnerService } from "../service/service.ts";
 import { normalizeRepoAddress } from "../state/local-state.ts";
 
@@ -34,6 +43,21 @@ export async function serve(configFile: string | undefined, env: Environment): P
         : webhookTarget({ name: target.name, url: target.url, secret: target.secret }),
     ),
   });
+  const forge = buildForge(config, secrets);
+  const runUrl = config.publicUrl
+    ? (runId: string) => new URL(`runs/${runId}`, config.publicUrl).toString()
+    : undefined;
+  const pullRequests = forge
+    ? new PullRequestFlow(
+        {
+          forge,
+          store: engine.store,
+          allowForks: config.forge?.allowForks ?? false,
+          ...(runUrl ? { runUrl } : {}),
+        },
+        logger,
+      )
+    : undefined;
   const service = new RunnerService({
     context: engine.context,
     store: engine.store,
@@ -47,12 +71,16 @@ export async function serve(configFile: string | undefined, env: Environment): P
     shutdownGraceMs: config.shutdownGraceSeconds * 1000,
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     newId: randomUUID,
+    ...(pullRequests ? { pullRequests, pollPullRequests: !secrets.forge?.webhookSecret } : {}),
   });
   const http = buildHttpApp({
     service,
     logger,
     tokens,
     ...(secrets.webhookSecret ? { webhookSecret: secrets.webhookSecret } : {}),
+    ...(config.forge && secrets.forge?.webhookSecret
+      ? { forgeWebhook: { kind: config.forge.type, secret: secrets.forge.webhookSecret } }
+      : {}),
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
   });
 
@@ -93,4 +121,19 @@ async function generatedToken(dataDir: string, logger: ReturnType<typeof createL
   await chmod(file, 0o600);
   logger.info({ file }, "API token generated; it is stored in this file (mode 0600)");
   return token;
+}
+
+/** The forge client the configuration names; its token reaches only the forge, never synth or terraform. */
+function buildForge(config: RunnerConfig, secrets: ServeSecrets): Forge | undefined {
+  const forge = config.forge;
+  const token = secrets.forge?.token;
+  if (!forge || !token) return undefined;
+  return forge.type === "github"
+    ? githubForge({
+        owner: forge.owner,
+        repo: forge.repo,
+        token,
+        ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}),
+      })
+    : gitlabForge({ project: forge.project, token, ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}) });
 }

@@ -50,6 +50,30 @@ const runnerConfigSchema = z.strictObject({
   publicUrl: z.url().optional(),
   webhooks: z.strictObject({ generic: z.strictObject({ secretEnv: envNameSchema }).optional() }).default({}),
   notifications: z.array(notificationSchema).default([]),
+  /** The forge whose pull requests are planned; its token and webhook secret come from the environment. */
+  forge: z
+    .discriminatedUnion("type", [
+      z.strictObject({
+        type: z.literal("github"),
+        owner: z.string().min(1),
+        repo: z.string().min(1),
+        /** GitHub Enterprise: https://ghe.example.com/api/v3 */
+        baseUrl: z.url().optional(),
+        tokenEnv: envNameSchema,
+        webhookSecretEnv: envNameSchema.optional(),
+        allowForks: z.boolean().default(false),
+      }),
+      z.strictObject({
+        type: z.literal("gitlab"),
+        project: z.string().min(1),
+        /** Self-hosted GitLab: https://gitlab.example.com */
+        baseUrl: z.url().optional(),
+        tokenEnv: envNameSchema,
+        webhookSecretEnv: envNameSchema.optional(),
+        allowForks: z.boolean().default(false),
+      }),
+    ])
+    .optional(),
   /** Drift schedules: a tick to look for due checks, and jitter spreading them. */
   drift: z
     .strictObject({
@@ -108,6 +132,7 @@ export async function readRunnerConfig(file: string | undefined): Promise<Runner
 export interface ServeSecrets {
   readonly apiTokens: { readonly read: readonly string[]; readonly write: readonly string[] };
   readonly webhookSecret?: string;
+  readonly forge?: { readonly token: string; readonly webhookSecret?: string };
   readonly notifications: readonly (
     | { readonly type: "slack"; readonly name: string; readonly url: string }
     | { readonly type: "webhook"; readonly name: string; readonly url: string; readonly secret: string }
@@ -146,11 +171,20 @@ export function resolveSecrets(
           secret: secret(target.secretEnv, `notifications.${index}.secretEnv`),
         },
   );
+  const forge = config.forge
+    ? {
+        token: secret(config.forge.tokenEnv, "forge.tokenEnv"),
+        ...(config.forge.webhookSecretEnv
+          ? { webhookSecret: secret(config.forge.webhookSecretEnv, "forge.webhookSecretEnv") }
+          : {}),
+      }
+    : undefined;
   if (problems.length > 0) throw new RunnerError("CONFIG_INVALID", problems.join("\n"));
   const tokens = (value: string | undefined) => (value ? value.split(",").filter(Boolean) : []);
   return {
     apiTokens: { read: tokens(env.GITOPS_RUNNER_READ_TOKEN), write: tokens(env.GITOPS_RUNNER_API_TOKEN) },
     ...(webhookSecret ? { webhookSecret } : {}),
+    ...(forge ? { forge } : {}),
     notifications,
   };
 }

@@ -39,11 +39,18 @@ async function planAffected(
 ): Promise<StackReport[]> {
   const affected = app.stacks.filter((stack) => decisions.get(stack.name)?.affected);
   const affectedNames = new Set(affected.map((stack) => stack.name));
+  // A producer affected here, or never applied, has no outputs yet that match this change.
+  const applied = new Set(
+    (await context.store.listStacks(context.repoId, context.appDir))
+      .filter((record) => record.lastAppliedCommit)
+      .map((record) => record.stack),
+  );
+  const unsettled = (name: string) => affectedNames.has(name) || !applied.has(name);
   const results = await runInDependencyOrder(
     affected,
     context.parallelism,
     (stack) => {
-      const producers = [...ancestorsOf(app.stacks, stack.name)].filter((name) => affectedNames.has(name));
+      const producers = [...ancestorsOf(app.stacks, stack.name)].filter(unsettled);
       return planOne(context, app, stack, producers);
     },
     (report) => report.status !== "failed",

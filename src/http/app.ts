@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { Logger } from "pino";
 import { z } from "zod";
 import { RunnerError } from "../errors.ts";
+import { githubDelivery, gitlabDelivery } from "../forge/webhooks.ts";
 import type { RunFilter, ServiceApi, TriggerKind } from "../service/api.ts";
 import type { RunKind, RunRecord, RunStatus } from "../store/store.ts";
 
@@ -20,6 +21,8 @@ export interface HttpOptions {
   readonly webhookSecret?: string;
   /** Base URL of the dashboard, for links (optional). */
   readonly publicUrl?: string;
+  /** The forge's webhook: GitHub (HMAC secret) or GitLab (token); undefined: its route answers 404. */
+  readonly forgeWebhook?: { readonly kind: "github" | "gitlab"; readonly secret: string };
 }
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -64,9 +67,9 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     return reply.type(metrics.contentType).send(metrics.body);
   });
 
-  if (options.webhookSecret !== undefined) {
-    const secret = options.webhookSecret;
-    app.register(async (scope) => webhookRoutes(scope, service, secret));
+  if (options.webhookSecret !== undefined || options.forgeWebhook !== undefined) {
+    const { webhookSecret, forgeWebhook } = options;
+    app.register(async (scope) => webhookRoutes(scope, service, webhookSecret, forgeWebhook));
   }
 
   const read = { onRequest: access("read") };
@@ -318,11 +321,36 @@ const genericPayloadSchema = z.object({ repository: z.string().exactOptional() }
  * In its own scope so that only this route keeps JSON bodies as the raw bytes:
  * the signature covers those bytes, and the JSON is parsed only once they are verified.
  */
-async function webhookRoutes(scope: FastifyInstance, service: ServiceApi, secret: string): Promise<void> {
+async function webhookRoutes(
+  scope: FastifyInstance,
+  service: ServiceApi,
+  secret: string | undefined,
+  forge: HttpOptions["forgeWebhook"],
+): Promise<void> {
   scope.removeContentTypeParser("application/json");
   scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
     done(null, body);
   });
+
+  if (forge !== undefined) {
+    // Verified first (signature or token), persisted, answered 202; a delivery the runner
+    // does not act on is answered 202 too, and nothing is queued.
+    scope.post(`/webhooks/${forge.kind}`, async (request, reply) => {
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const delivery =
+        forge.kind === "github"
+          ? githubDelivery(forge.secret, request.headers, raw)
+          : gitlabDelivery(forge.secret, request.headers, raw);
+      if (delivery.event === undefined) return reply.code(202).send({ ignored: true });
+      const accepted = await service.forgeEvent(delivery.event, delivery.id);
+      request.log.info(
+        { deliveryId: delivery.id, event: delivery.event.kind, ...accepted },
+        "webhook accepted",
+      );
+      return reply.code(202).send(accepted);
+    });
+  }
+  if (secret === undefined) return;
 
   scope.post("/webhooks/generic", async (request, reply) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);

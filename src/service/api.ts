@@ -1,3 +1,4 @@
+import type { ForgeEvent } from "../forge/webhooks.ts";
 import type { RunKind, RunRecord, RunStatus } from "../store/store.ts";
 
 /**
@@ -69,6 +70,8 @@ export interface ServiceApi {
    * delivery; a repeated delivery id is accepted once.
    */
   requestPoll(source: string, deliveryId: string): Promise<Accepted>;
+  /** Persists a verified forge delivery (pull request or push); a repeated delivery id is accepted once. */
+  forgeEvent(event: ForgeEvent, deliveryId: string): Promise<Accepted>;
   /** Prometheus text exposition of the service's metrics. */
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
 }

@@ -5,6 +5,7 @@ import { driftCommand } from "../engine/drift.ts";
 import { planCommand } from "../engine/plan.ts";
 import type { CommandReport, StackReport } from "../engine/report.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
+import type { ForgeEvent } from "../forge/webhooks.ts";
 import type { Notification, NotificationKind, Notifier } from "../notify/notifier.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { EventRecord, RunRecord, Store } from "../store/store.ts";
@@ -18,6 +19,7 @@ import type {
   TriggerRequest,
 } from "./api.ts";
 import { ServiceMetrics } from "./metrics.ts";
+import type { PullRequestFlow } from "./pull-requests.ts";
 import { recoverInterruptedRuns } from "./recovery.ts";
 import { nextDriftCheck } from "./schedule.ts";
 
@@ -36,11 +38,18 @@ export interface ServiceOptions {
   readonly shutdownGraceMs: number;
   readonly publicUrl?: string;
   readonly newId: () => string;
+  /** Plans pull requests and reports applies on them, when a forge is configured. */
+  readonly pullRequests?: PullRequestFlow;
+  /** Without forge webhooks, each poll lists open pull requests and plans new heads. */
+  readonly pollPullRequests?: boolean;
 }
 
 const LAST_SEEN = "last-seen-commit";
 const LAST_POLL = "last-successful-poll";
 const HOLDER = `worker-${process.pid}`;
+/** kv keys: the pull request a merge commit came from; the head last planned per pull request. */
+const PR_FOR_COMMIT = "pr-for-commit:";
+const PR_HEAD = "pr-head:";
 
 /**
  * The long-running runner: triggers are persisted as events before anything
@@ -55,6 +64,8 @@ export class RunnerService implements ServiceApi {
   readonly #abort = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
   #wake: (() => void) | undefined;
+  /** The running plan of each pull request, so that a newer head cancels it. */
+  readonly #prPlans = new Map<number, { head: string; controller: AbortController }>();
   #worker: Promise<void> | undefined;
   #stopping = false;
   /** The app's stacks and policy as last synthesized, for views and schedules. */
@@ -192,6 +203,41 @@ export class RunnerService implements ServiceApi {
     return this.#enqueue({ kind: "poll", source: `webhook:${source}`, deliveryId });
   }
 
+  async forgeEvent(event: ForgeEvent, deliveryId: string): Promise<Accepted> {
+    if (event.kind === "push") return this.#enqueue({ kind: "poll", source: "webhook:push", deliveryId });
+    const source = `webhook:pull_request:${event.action}`;
+    switch (event.action) {
+      case "opened":
+      case "updated":
+      case "reopened": {
+        // A new head replaces queued plans of the older one and cancels a running one.
+        await this.#store.supersedeQueued("pr-plan", event.number);
+        const running = this.#prPlans.get(event.number);
+        if (running && running.head !== event.headSha)
+          running.controller.abort(new Error("a newer head was pushed"));
+        return this.#enqueue({
+          kind: "pr-plan",
+          pr: event.number,
+          commit: event.headSha,
+          payload: { fromFork: event.fromFork },
+          source,
+          deliveryId,
+        });
+      }
+      case "closed": {
+        await this.#store.supersedeQueued("pr-plan", event.number);
+        this.#prPlans.get(event.number)?.controller.abort(new Error("the pull request was closed"));
+        return this.#enqueue({ kind: "poll", pr: event.number, source, deliveryId });
+      }
+      case "merged": {
+        await this.#store.supersedeQueued("pr-plan", event.number);
+        if (event.mergeSha)
+          await this.#store.setValue(`${PR_FOR_COMMIT}${event.mergeSha}`, String(event.number));
+        return this.#enqueue({ kind: "poll", pr: event.number, source, deliveryId });
+      }
+    }
+  }
+
   async metrics(): Promise<{ readonly contentType: string; readonly body: string }> {
     return { contentType: this.#metrics.registry.contentType, body: await this.#metrics.registry.metrics() };
   }
@@ -234,10 +280,17 @@ export class RunnerService implements ServiceApi {
       case "poll":
         return this.#poll(context);
       case "apply": {
-        const newer = await this.#store.newerQueued("apply", event.id);
-        if (newer.some((candidate) => candidate.stack === event.stack)) {
-          log.info({ commit: event.commit }, "apply coalesced into a newer commit");
+        const newer = (await this.#store.newerQueued("apply", event.id)).filter(
+          (candidate) => candidate.stack === event.stack,
+        );
+        const newest = newer.at(-1);
+        if (newest) {
+          log.info({ commit: event.commit, newer: newest.commit }, "apply coalesced into a newer commit");
           await this.#store.finishEvent(event.id, "superseded");
+          const pr = event.commit ? await this.#store.getValue(`${PR_FOR_COMMIT}${event.commit}`) : undefined;
+          if (pr && event.commit && newest.commit) {
+            await this.#options.pullRequests?.coalesced(Number(pr), event.commit, newest.commit);
+          }
           return;
         }
         const report = await applyCommand(context, {
@@ -268,6 +321,8 @@ export class RunnerService implements ServiceApi {
         const report = await driftCommand(context, { stacks: only, correct: "policy" });
         return this.#afterDrift(report);
       }
+      case "pr-plan":
+        return this.#planPullRequest(context, event);
     }
   }
 
@@ -276,12 +331,60 @@ export class RunnerService implements ServiceApi {
     await repository.fetch();
     const head = await repository.resolve(this.#options.branch ?? (await repository.defaultBranch()));
     await this.#store.setValue(LAST_POLL, new Date().toISOString());
+    if (this.#options.pollPullRequests && this.#options.pullRequests) {
+      for (const open of await this.#options.pullRequests.openPullRequests()) {
+        if ((await this.#store.getValue(`${PR_HEAD}${open.number}`)) === open.headSha) continue;
+        await this.#store.supersedeQueued("pr-plan", open.number);
+        await this.#enqueue({
+          kind: "pr-plan",
+          pr: open.number,
+          commit: open.headSha,
+          payload: { fromFork: open.fromFork },
+          source: "poll",
+        });
+      }
+    }
     if ((await this.#store.getValue(LAST_SEEN)) === head) return;
     await this.#store.setValue(LAST_SEEN, head);
     await this.#enqueue({ kind: "apply", commit: head, source: context.trigger });
   }
 
+  async #planPullRequest(context: EngineContext, event: EventRecord): Promise<void> {
+    const flow = this.#options.pullRequests;
+    if (!flow || event.pr === undefined || !event.commit) return;
+    const controller = new AbortController();
+    this.#prPlans.set(event.pr, { head: event.commit, controller });
+    try {
+      await flow.plan(
+        { ...context, signal: AbortSignal.any([this.#abort.signal, controller.signal]) },
+        event.pr,
+        event.commit,
+        event.payload?.fromFork === true,
+      );
+      await this.#store.setValue(`${PR_HEAD}${event.pr}`, event.commit);
+    } finally {
+      if (this.#prPlans.get(event.pr)?.controller === controller) this.#prPlans.delete(event.pr);
+    }
+  }
+
   async #afterApply(report: CommandReport): Promise<void> {
+    const flow = this.#options.pullRequests;
+    if (flow) {
+      const pr = await this.#store.getValue(`${PR_FOR_COMMIT}${report.commit}`);
+      if (pr) await flow.applied(Number(pr), report, report.commit);
+      // Open pull requests were planned against what was applied before: plan them again.
+      if (report.stacks.some((stack) => stack.status === "applied")) {
+        for (const open of await flow.openPullRequests()) {
+          await this.#enqueue({
+            kind: "pr-plan",
+            pr: open.number,
+            commit: open.headSha,
+            payload: { fromFork: open.fromFork },
+            source: "after-apply",
+          });
+        }
+      }
+    }
     for (const stack of report.stacks) {
       if (stack.status === "failed")
         await this.#notify("apply-failed", stack, stack.error?.message ?? "failed");

@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS events (
   payload TEXT,
   source TEXT NOT NULL,
   delivery_id TEXT UNIQUE,
+  pr INTEGER,
   status TEXT NOT NULL,
   created_at TEXT NOT NULL,
   claimed_by TEXT,
@@ -248,8 +249,8 @@ export class SqliteStore implements Store {
   async enqueue(event: NewEvent): Promise<{ readonly id: string; readonly duplicate: boolean }> {
     const result = this.#db
       .prepare(
-        `INSERT INTO events (id, kind, stack, commit_sha, payload, source, delivery_id, status, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT (delivery_id) DO NOTHING`,
+        `INSERT INTO events (id, kind, stack, commit_sha, payload, source, delivery_id, pr, status, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT (delivery_id) DO NOTHING`,
       )
       .run(
         event.id,
@@ -259,6 +260,7 @@ export class SqliteStore implements Store {
         json(event.payload),
         event.source,
         event.deliveryId ?? null,
+        event.pr ?? null,
         now(),
       );
     if (result.changes === 1) return { id: event.id, duplicate: false };
@@ -297,6 +299,15 @@ export class SqliteStore implements Store {
       )
       .all(kind, afterId) as Row[];
     return rows.map(toEvent);
+  }
+
+  async supersedeQueued(kind: EventKind, pr: number): Promise<number> {
+    const result = this.#db
+      .prepare(
+        "UPDATE events SET status = 'superseded', finished_at = ? WHERE kind = ? AND pr = ? AND status = 'queued'",
+      )
+      .run(now(), kind, pr);
+    return Number(result.changes);
   }
 
   async countQueued(): Promise<number> {
@@ -458,6 +469,7 @@ function toEvent(row: Row): EventRecord {
     payload: parsed(row.payload),
     source: row.source,
     deliveryId: text(row.delivery_id),
+    pr: typeof row.pr === "number" ? row.pr : undefined,
     status: row.status,
     createdAt: row.created_at,
     error: text(row.error),

@@ -64,7 +64,7 @@ export interface StackRecord extends StackKey {
   readonly driftCheckedAt?: string;
 }
 
-export type EventKind = "poll" | "apply" | "plan" | "drift" | "approve" | "recheck";
+export type EventKind = "poll" | "apply" | "plan" | "drift" | "approve" | "recheck" | "pr-plan";
 export type EventStatus = "queued" | "running" | "done" | "superseded" | "failed" | "interrupted";
 
 /** A trigger, persisted before anything acts on it; workers claim queued events. */
@@ -79,6 +79,8 @@ export interface NewEvent {
   readonly source: string;
   /** A webhook delivery id: a repeated one is not queued again. */
   readonly deliveryId?: string;
+  /** The pull request the event is about. */
+  readonly pr?: number;
 }
 
 export interface EventRecord extends NewEvent {
@@ -120,6 +122,8 @@ export interface Store {
   /** Queued events of a kind created after the given one (for coalescing applies). */
   newerQueued(kind: EventKind, afterId: string): Promise<EventRecord[]>;
   countQueued(): Promise<number>;
+  /** Marks queued events of a kind for a pull request superseded (a newer head, or it closed). */
+  supersedeQueued(kind: EventKind, pr: number): Promise<number>;
   /** Whether an event of this kind and stack is queued or running. */
   hasOpenEvent(kind: EventKind, stack: string | undefined): Promise<boolean>;
 

@@ -1,0 +1,318 @@
+import { createHmac } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
+import type { FakeForge } from "./support/fake-forge.ts";
+import { startFakeGitHub } from "./support/fake-github.ts";
+import { startFakeGitLab } from "./support/fake-gitlab.ts";
+import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
+import { startServe } from "./support/serve.ts";
+
+const SECRET = "forge-webhook-secret";
+const TOKEN = "forge-token-abc123";
+const MARKER = "<!-- gitops-runner:plan -->";
+const APPLY_MARKER = "<!-- gitops-runner:apply -->";
+
+const stacks = (cidr: string, replicas = 2): AppSpec => ({
+  network: { vpc: { input: { cidr } } },
+  service: { api: { input: { replicas }, reads: "network.vpc" } },
+});
+
+function events(data: string): { kind: string; status: string; pr: number | null }[] {
+  const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
+  try {
+    return db.prepare("SELECT kind, status, pr FROM events ORDER BY rowid").all() as never;
+  } finally {
+    db.close();
+  }
+}
+
+interface Setup {
+  repo: TestRepo;
+  data: string;
+  forge: FakeForge;
+  served: Awaited<ReturnType<typeof startServe>>;
+  deliver(
+    event: string,
+    payload: Record<string, unknown>,
+    delivery: string,
+    signature?: string,
+  ): Promise<number>;
+}
+
+async function githubSetup(extraForge: Record<string, unknown> = {}): Promise<Setup> {
+  const repo = await TestRepo.create(stacks("10.0.0.0/16"));
+  const data = await dataDir();
+  const forge = await startFakeGitHub({ owner: "acme", repo: "infra", token: TOKEN });
+  onTestFinished(() => forge.close());
+  const config = path.join(data, "runner.json");
+  await writeFile(
+    config,
+    JSON.stringify({
+      dataDir: data,
+      listen: { port: 0 },
+      repository: { url: repo.dir },
+      pollIntervalSeconds: 3600,
+      forge: {
+        type: "github",
+        owner: "acme",
+        repo: "infra",
+        baseUrl: forge.url,
+        tokenEnv: "TEST_FORGE_TOKEN",
+        webhookSecretEnv: "TEST_FORGE_SECRET",
+        ...extraForge,
+      },
+    }),
+  );
+  const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
+  await vi.waitFor(
+    async () => {
+      const { stacks: views } = await served.json("/api/stacks");
+      expect(views.filter((view: { lastAppliedCommit?: string }) => view.lastAppliedCommit)).toHaveLength(2);
+    },
+    { timeout: 60_000, interval: 200 },
+  );
+  const deliver = async (
+    event: string,
+    payload: Record<string, unknown>,
+    delivery: string,
+    signature?: string,
+  ) => {
+    const body = JSON.stringify(payload);
+    const response = await fetch(new URL("/webhooks/github", served.url), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": event,
+        "x-github-delivery": delivery,
+        "x-hub-signature-256":
+          signature ?? `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`,
+      },
+      body,
+    });
+    return response.status;
+  };
+  return { repo, data, forge, served, deliver };
+}
+
+function githubPullRequest(
+  action: string,
+  number: number,
+  head: string,
+  extra: Record<string, unknown> = {},
+) {
+  return {
+    action,
+    number,
+    pull_request: {
+      head: { sha: head, repo: { full_name: "acme/infra" } },
+      base: { repo: { full_name: "acme/infra" } },
+      merged: false,
+      merge_commit_sha: null,
+      ...extra,
+    },
+  };
+}
+
+async function planStatus(forge: FakeForge, sha: string, state: string): Promise<void> {
+  await vi.waitFor(
+    () =>
+      expect(forge.statuses(sha).map((status) => `${status.context} ${status.state}`)).toContain(
+        `gitops-runner/plan ${state}`,
+      ),
+    { timeout: 60_000, interval: 200 },
+  );
+}
+
+describe("pull requests on GitHub", () => {
+  it("plans an opened pull request, updates its one comment on a new push, and reports the apply after the merge", async () => {
+    const { repo, data, forge, served, deliver } = await githubSetup();
+
+    await repo.checkout("widen", true);
+    await repo.setApp(stacks("10.0.0.0/8"));
+    const first = await repo.commit("Widen the network");
+    forge.addPullRequest({ number: 7, headSha: first, headRef: "widen" });
+    expect(await deliver("pull_request", githubPullRequest("opened", 7, first), "delivery-1")).toBe(202);
+    await planStatus(forge, first, "success");
+
+    const [comment] = forge.comments(7);
+    expect(forge.comments(7)).toHaveLength(1);
+    expect(comment?.body.startsWith(MARKER)).toBe(true);
+    expect(comment?.body).toContain("network");
+    expect(comment?.body).toContain(first.slice(0, 7));
+    expect(forge.statuses(first).map((status) => [status.state, status.description])).toEqual([
+      ["pending", "planning the affected stacks"],
+      ["success", expect.stringMatching(/^\d stacks?: \+\d ~\d -\d/)],
+    ]);
+
+    await repo.setApp(stacks("10.0.0.0/12"));
+    const second = await repo.commit("Narrow it a little");
+    forge.setHeadSha(7, second);
+    expect(await deliver("pull_request", githubPullRequest("synchronize", 7, second), "delivery-2")).toBe(
+      202,
+    );
+    await planStatus(forge, second, "success");
+    expect(forge.comments(7)).toHaveLength(1);
+    expect(forge.comments(7)[0]?.id).toBe(comment?.id);
+    expect(forge.comments(7)[0]?.body).toContain(second.slice(0, 7));
+
+    await repo.checkout("main");
+    await repo.git("merge", "--no-ff", "--quiet", "-m", "Merge pull request #7", "widen");
+    const merge = await repo.head();
+    forge.setPullRequestState(7, "merged", { mergeCommitSha: merge });
+    expect(
+      await deliver(
+        "pull_request",
+        githubPullRequest("closed", 7, second, { merged: true, merge_commit_sha: merge }),
+        "delivery-3",
+      ),
+    ).toBe(202);
+    await vi.waitFor(
+      () =>
+        expect(forge.statuses(merge).map((status) => `${status.context} ${status.state}`)).toEqual([
+          "gitops-runner/apply success",
+        ]),
+      { timeout: 60_000, interval: 200 },
+    );
+    const applyComment = forge.comments(7).find((candidate) => candidate.body.startsWith(APPLY_MARKER));
+    expect(applyComment?.body).toContain("network");
+    expect(forge.comments(7)).toHaveLength(2);
+
+    // The exact writes to the forge, in order.
+    const writes = forge.calls
+      .filter((call) => call.method !== "GET")
+      .map(
+        (call) => `${call.method} ${call.path.replace(/[0-9a-f]{40}/, "<sha>").replace(/\/\d+$/, "/<id>")}`,
+      );
+    expect(writes).toEqual([
+      "POST /repos/acme/infra/statuses/<sha>",
+      "POST /repos/acme/infra/issues/7/comments",
+      "POST /repos/acme/infra/statuses/<sha>",
+      "POST /repos/acme/infra/statuses/<sha>",
+      "PATCH /repos/acme/infra/issues/comments/<id>",
+      "POST /repos/acme/infra/statuses/<sha>",
+      "POST /repos/acme/infra/issues/7/comments",
+      "POST /repos/acme/infra/statuses/<sha>",
+    ]);
+    forge.assertNoUnexpected();
+    expect(
+      events(data)
+        .filter((event) => event.pr === 7)
+        .map((event) => `${event.kind} ${event.status}`),
+    ).toEqual(["pr-plan done", "pr-plan done", "poll done"]);
+    expect(await served.stop()).toBe(0);
+  });
+
+  it("refuses a wrong or missing signature and an altered body, and accepts a replayed delivery once", async () => {
+    const { data, forge, served, deliver, repo } = await githubSetup();
+    const head = await repo.head();
+    forge.addPullRequest({ number: 8, headSha: head });
+    const payload = githubPullRequest("opened", 8, head);
+    const before = events(data).length;
+
+    expect(await deliver("pull_request", payload, "d-wrong", `sha256=${"0".repeat(64)}`)).toBe(401);
+    expect(await deliver("pull_request", payload, "d-missing", "")).toBe(401);
+    const body = JSON.stringify(payload);
+    const signature = `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`;
+    expect(await deliver("pull_request", { ...payload, number: 9 }, "d-altered", signature)).toBe(401);
+    expect(events(data)).toHaveLength(before);
+
+    expect(await deliver("pull_request", payload, "d-once")).toBe(202);
+    expect(await deliver("pull_request", payload, "d-once")).toBe(202);
+    expect(events(data).filter((event) => event.kind === "pr-plan")).toHaveLength(1);
+    await planStatus(forge, head, "success");
+    forge.assertNoUnexpected();
+    expect(await served.stop()).toBe(0);
+  });
+
+  it("does not synthesize a pull request from a fork, and says why", async () => {
+    const { data, forge, served, deliver, repo } = await githubSetup();
+    await repo.checkout("from-fork", true);
+    await repo.setApp(stacks("10.9.0.0/16"));
+    const head = await repo.commit("A change from a fork");
+    forge.addPullRequest({ number: 11, headSha: head, headRepository: "mallory/infra" });
+    const payload = githubPullRequest("opened", 11, head, {
+      head: { sha: head, repo: { full_name: "mallory/infra" } },
+    });
+    expect(await deliver("pull_request", payload, "d-fork")).toBe(202);
+    await planStatus(forge, head, "error");
+    expect(forge.comments(11)).toHaveLength(1);
+    expect(forge.comments(11)[0]?.body).toContain("comes from a fork, so it was not synthesized");
+    const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
+    const synthesized = db.prepare("SELECT count(*) AS n FROM runs WHERE commit_sha = ?").get(head) as {
+      n: number;
+    };
+    db.close();
+    expect(synthesized.n).toBe(0);
+    forge.assertNoUnexpected();
+    expect(await served.stop()).toBe(0);
+  });
+});
+
+describe("merge requests on GitLab", () => {
+  it("plans an opened merge request with one note and a commit status", async () => {
+    const repo = await TestRepo.create(stacks("10.0.0.0/16"));
+    const data = await dataDir();
+    const forge = await startFakeGitLab({ project: "acme/infra", token: TOKEN });
+    onTestFinished(() => forge.close());
+    const config = path.join(data, "runner.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        dataDir: data,
+        listen: { port: 0 },
+        repository: { url: repo.dir },
+        pollIntervalSeconds: 3600,
+        forge: {
+          type: "gitlab",
+          project: "acme/infra",
+          baseUrl: forge.url,
+          tokenEnv: "TEST_FORGE_TOKEN",
+          webhookSecretEnv: "TEST_FORGE_SECRET",
+        },
+      }),
+    );
+    const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
+    await vi.waitFor(
+      async () => expect((await served.json("/api/runs?kind=apply&status=succeeded")).runs).toHaveLength(2),
+      { timeout: 60_000, interval: 200 },
+    );
+    await repo.checkout("scale", true);
+    await repo.setApp(stacks("10.0.0.0/16", 5));
+    const head = await repo.commit("Scale the service");
+    forge.addPullRequest({ number: 3, headSha: head, headRef: "scale" });
+    const response = await fetch(new URL("/webhooks/gitlab", served.url), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-gitlab-token": SECRET,
+        "x-gitlab-event": "Merge Request Hook",
+        "x-gitlab-event-uuid": "uuid-1",
+      },
+      body: JSON.stringify({
+        object_kind: "merge_request",
+        object_attributes: {
+          iid: 3,
+          action: "open",
+          last_commit: { id: head },
+          source_project_id: 1,
+          target_project_id: 1,
+        },
+      }),
+    });
+    expect(response.status).toBe(202);
+    await vi.waitFor(
+      () =>
+        expect(forge.statuses(head).map((status) => `${status.context} ${status.state}`)).toEqual([
+          "gitops-runner/plan pending",
+          "gitops-runner/plan success",
+        ]),
+      { timeout: 90_000, interval: 200 },
+    );
+    expect(forge.comments(3)).toHaveLength(1);
+    expect(forge.comments(3)[0]?.body).toContain("service");
+    forge.assertNoUnexpected();
+    expect(await served.stop()).toBe(0);
+  });
+});
