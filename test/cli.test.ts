@@ -195,6 +195,29 @@ describe("gitops-runner apply and plan on a repository of several stacks", () =>
   });
 });
 
+describe("CDK Terrain", () => {
+  it("synthesizes, applies and plans an app written with cdktn, the fork of cdktf", async () => {
+    const repo = await TestRepo.create(threeStacks, { framework: "cdktn" });
+    const data = await dataDir();
+    const synth = await runCli(["synth", "--repo", repo.dir, "--data-dir", data, "--json"]);
+    expect(synth.code).toBe(0);
+    expect(
+      synth.json.stacks.map((stack: { name: string; status: string }) => [stack.name, stack.status]),
+    ).toEqual([
+      ["batch", "synthesized"],
+      ["network", "synthesized"],
+      ["service", "synthesized"],
+    ]);
+    expect(
+      synth.json.stacks.find((stack: { name: string }) => stack.name === "service").dependencies,
+    ).toEqual(["network"]);
+    const applied = await runCli(["apply", "--repo", repo.dir, "--data-dir", data, "--json"]);
+    expect(applied.code).toBe(0);
+    expect(statuses(applied.json)).toEqual({ network: "applied", service: "applied", batch: "applied" });
+    expect((await runCli(["plan", "--repo", repo.dir, "--data-dir", data])).code).toBe(0);
+  });
+});
+
 describe("bad input", () => {
   it("refuses an unknown stack name before any work", async () => {
     const repo = await TestRepo.create(threeStacks);

@@ -28,6 +28,17 @@ function events(data: string): { kind: string; status: string; pr: number | null
   }
 }
 
+/** Waits until the runner has no queued or running event: the first apply's follow-up work is done too. */
+async function idle(data: string): Promise<void> {
+  await vi.waitFor(
+    () =>
+      expect(events(data).filter((event) => event.status === "queued" || event.status === "running")).toEqual(
+        [],
+      ),
+    { timeout: 60_000, interval: 200 },
+  );
+}
+
 interface Setup {
   repo: TestRepo;
   data: string;
@@ -73,6 +84,7 @@ async function githubSetup(extraForge: Record<string, unknown> = {}): Promise<Se
     },
     { timeout: 60_000, interval: 200 },
   );
+  await idle(data);
   const deliver = async (
     event: string,
     payload: Record<string, unknown>,
@@ -278,6 +290,7 @@ describe("merge requests on GitLab", () => {
       async () => expect((await served.json("/api/runs?kind=apply&status=succeeded")).runs).toHaveLength(2),
       { timeout: 60_000, interval: 200 },
     );
+    await idle(data);
     await repo.checkout("scale", true);
     await repo.setApp(stacks("10.0.0.0/16", 5));
     const head = await repo.commit("Scale the service");

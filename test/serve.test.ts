@@ -210,6 +210,40 @@ describe("gitops-runner serve", () => {
     expect(await served.stop()).toBe(0);
   });
 
+  it("holds a merge apply as blocked when autoApply is off, and applies it once approved", async () => {
+    const repo = await TestRepo.create(app(1));
+    await repo.write("gitops-runner.policy.json", JSON.stringify({ web: { autoApply: false } }));
+    await repo.commit("Approve applies of web by hand");
+    const data = await dataDir();
+    const served = await startServe(
+      await writeConfig(data, { repository: { url: repo.dir }, pollIntervalSeconds: 3600 }),
+    );
+    const blocked = await vi.waitFor(
+      async () => {
+        const { runs } = await served.json<{ runs: Run[] }>("/api/runs?kind=apply&status=blocked");
+        expect(runs).toHaveLength(1);
+        return runs[0] as Run;
+      },
+      { timeout: 60_000, interval: 200 },
+    );
+    expect((await served.json("/api/stacks")).stacks[0].state).toBe("blocked");
+
+    const approval = await served.api(`/api/runs/${blocked.id}/approve`, { method: "POST" });
+    expect(approval.status).toBe(202);
+    await vi.waitFor(
+      async () => expect((await served.json("/api/stacks")).stacks[0]).toMatchObject({ state: "in-sync" }),
+      { timeout: 60_000, interval: 200 },
+    );
+    const again = await served.api(`/api/runs/${blocked.id}/approve`, { method: "POST" });
+    expect(again.status).toBe(409);
+    const notBlocked = await served.api(
+      `/api/runs/${(await served.json<{ runs: Run[] }>("/api/runs?kind=apply&status=succeeded")).runs[0]?.id}/approve`,
+      { method: "POST" },
+    );
+    expect(notBlocked.status).toBe(409);
+    expect(await served.stop()).toBe(0);
+  });
+
   it("refuses to start on a configuration with several mistakes, listing each", async () => {
     const data = await dataDir();
     const config = path.join(data, "runner.json");

@@ -180,6 +180,13 @@ export class RunnerService implements ServiceApi {
         `run ${runId} is ${run.status} (${run.kind}), not a blocked apply`,
       );
     }
+    const record = await this.#store.getStack({ ...this.#key(), stack: run.stack });
+    if (record?.lastApplyStatus !== "blocked") {
+      throw new RunnerError(
+        "RUN_NOT_BLOCKED",
+        `stack ${run.stack} is no longer blocked (run ${runId} was settled)`,
+      );
+    }
     return this.#enqueue({
       kind: "approve",
       stack: run.stack,
@@ -375,6 +382,7 @@ export class RunnerService implements ServiceApi {
       // Open pull requests were planned against what was applied before: plan them again.
       if (report.stacks.some((stack) => stack.status === "applied")) {
         for (const open of await flow.openPullRequests()) {
+          await this.#store.supersedeQueued("pr-plan", open.number);
           await this.#enqueue({
             kind: "pr-plan",
             pr: open.number,

@@ -21,9 +21,16 @@ export interface ResourceSpec {
 
 export type AppSpec = Record<string, Record<string, ResourceSpec>>;
 
+/** CDK for Terraform, or its fork CDK Terrain, which writes the same files. */
+export type Framework = "cdktf" | "cdktn";
+
 /** Writes main.ts of a cdktf app with one TerraformStack per key of the spec. */
-export function appSource(spec: AppSpec): string {
-  const lines = ['import { App, DataResource, TerraformStack } from "cdktf";', "", "const app = new App();"];
+export function appSource(spec: AppSpec, framework: Framework = "cdktf"): string {
+  const lines = [
+    `import { App, DataResource, TerraformStack } from "${framework}";`,
+    "",
+    "const app = new App();",
+  ];
   const variable = (stack: string, resource: string) =>
     `r_${stack}_${resource}`.replace(/[^A-Za-z0-9_]/g, "_");
   for (const [stack, resources] of Object.entries(spec)) {
@@ -55,7 +62,10 @@ export class TestRepo {
     this.dir = dir;
   }
 
-  static async create(spec: AppSpec, options: { appDir?: string } = {}): Promise<TestRepo> {
+  static async create(
+    spec: AppSpec,
+    options: { appDir?: string; framework?: Framework } = {},
+  ): Promise<TestRepo> {
     const dir = await mkdtemp(path.join(tmpdir(), "gitops-runner-repo-"));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const repo = new TestRepo(dir);
@@ -64,12 +74,13 @@ export class TestRepo {
     await repo.git("config", "user.name", "Developer");
     const appDir = path.join(dir, options.appDir ?? "");
     await mkdir(appDir, { recursive: true });
-    await cp(path.join(repoRoot, "test", "fixtures", "cdktf-app"), appDir, { recursive: true });
+    const framework = options.framework ?? "cdktf";
+    await cp(path.join(repoRoot, "test", "fixtures", `${framework}-app`), appDir, { recursive: true });
     await writeFile(
       path.join(appDir, "cdktf.json"),
       JSON.stringify({ language: "typescript", app: "node main.ts" }),
     );
-    await writeFile(path.join(appDir, "main.ts"), appSource(spec));
+    await writeFile(path.join(appDir, "main.ts"), appSource(spec, framework));
     await repo.commit("Initial stacks");
     return repo;
   }
