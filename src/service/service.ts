@@ -132,7 +132,7 @@ export class RunnerService implements ServiceApi {
     const views: StackView[] = [];
     for (const name of [...names].sort()) {
       const record = records.get(name);
-      const [lastRun] = await this.#store.listRuns({ ...this.#key(), stack: name });
+      const lastRun = await this.#newestRun(name);
       views.push({
         name,
         state: await this.#stateOf(name),
@@ -140,7 +140,7 @@ export class RunnerService implements ServiceApi {
         ...(record?.lastAppliedCommit ? { lastAppliedCommit: record.lastAppliedCommit } : {}),
         ...(record?.lastAppliedAt ? { lastAppliedAt: record.lastAppliedAt } : {}),
         ...(record?.driftCheckedAt ? { driftCheckedAt: record.driftCheckedAt } : {}),
-        ...(lastRun ? { lastRunId: (await this.#newestRun(name))?.id ?? lastRun.id } : {}),
+        ...(lastRun ? { lastRunId: lastRun.id } : {}),
       });
     }
     return views;
