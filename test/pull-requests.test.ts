@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { access, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
@@ -234,6 +234,73 @@ describe("pull requests on GitHub", () => {
     expect(await deliver("pull_request", payload, "d-once")).toBe(202);
     expect(events(data).filter((event) => event.kind === "pr-plan")).toHaveLength(1);
     await planStatus(forge, head, "success");
+    forge.assertNoUnexpected();
+    expect(await served.stop()).toBe(0);
+  });
+
+  it("cancels the running plan of an older head when a newer one is pushed", async () => {
+    const { repo, data, forge, served, deliver } = await githubSetup();
+    const marker = path.join(data, "slow-synth-started");
+    await repo.checkout("slow", true);
+    // This head's app takes its time to synthesize, and says when it has started.
+    await repo.write(
+      "main.ts",
+      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "");\nawait new Promise((resolve) => setTimeout(resolve, 120_000));\n`,
+    );
+    const older = await repo.commit("A slow synth");
+    forge.addPullRequest({ number: 12, headSha: older, headRef: "slow" });
+    expect(await deliver("pull_request", githubPullRequest("opened", 12, older), "d-older")).toBe(202);
+    await vi.waitFor(() => access(marker), { timeout: 60_000, interval: 100 });
+
+    await repo.setApp(stacks("10.0.0.0/16", 4));
+    const newer = await repo.commit("Scale instead");
+    forge.setHeadSha(12, newer);
+    expect(await deliver("pull_request", githubPullRequest("synchronize", 12, newer), "d-newer")).toBe(202);
+    await planStatus(forge, newer, "success");
+
+    expect(forge.statuses(older).map((status) => status.state)).toEqual(["pending"]);
+    expect(forge.comments(12)).toHaveLength(1);
+    expect(forge.comments(12)[0]?.body).toContain(newer.slice(0, 7));
+    const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
+    const olderRuns = db.prepare("SELECT kind, status FROM runs WHERE commit_sha = ?").all(older);
+    db.close();
+    expect(olderRuns).toEqual([{ kind: "synth", status: "cancelled" }]);
+    forge.assertNoUnexpected();
+    expect(await served.stop()).toBe(0);
+  });
+
+  it("drops the queued and running plans of pull requests that are closed", async () => {
+    const { repo, data, forge, served, deliver } = await githubSetup();
+    const marker = path.join(data, "slow-synth-started");
+    await repo.checkout("slow", true);
+    await repo.write(
+      "main.ts",
+      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "");\nawait new Promise((resolve) => setTimeout(resolve, 120_000));\n`,
+    );
+    const slow = await repo.commit("A slow synth");
+    await repo.checkout("main");
+    await repo.checkout("quick", true);
+    await repo.setApp(stacks("10.0.0.0/16", 6));
+    const quick = await repo.commit("A quick change");
+    forge.addPullRequest({ number: 20, headSha: slow, headRef: "slow" });
+    forge.addPullRequest({ number: 21, headSha: quick, headRef: "quick" });
+
+    expect(await deliver("pull_request", githubPullRequest("opened", 20, slow), "d-20")).toBe(202);
+    await vi.waitFor(() => access(marker), { timeout: 60_000, interval: 100 });
+    expect(await deliver("pull_request", githubPullRequest("opened", 21, quick), "d-21")).toBe(202);
+    expect(await deliver("pull_request", githubPullRequest("closed", 21, quick), "d-21-closed")).toBe(202);
+    expect(await deliver("pull_request", githubPullRequest("closed", 20, slow), "d-20-closed")).toBe(202);
+    await idle(data);
+
+    expect(
+      events(data)
+        .filter((event) => event.kind === "pr-plan")
+        .map((event) => `${event.pr} ${event.status}`),
+    ).toEqual(["20 done", "21 superseded"]);
+    expect(forge.statuses(quick)).toEqual([]);
+    expect(forge.statuses(slow).map((status) => status.state)).toEqual(["pending"]);
+    expect(forge.comments(20)).toEqual([]);
+    expect(forge.comments(21)).toEqual([]);
     forge.assertNoUnexpected();
     expect(await served.stop()).toBe(0);
   });
