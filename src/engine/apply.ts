@@ -1,7 +1,6 @@
 import { runInDependencyOrder } from "../domain/graph.ts";
 import { RunnerError } from "../errors.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
-import { redactPlan } from "../terraform/redact.ts";
 import { decideAffected } from "./affected.ts";
 import { checkStackNames, resolveCommit, synthesizeRecorded } from "./commit.ts";
 import { type EngineContext, stackLockKey } from "./context.ts";
@@ -9,7 +8,14 @@ import { withStackLock } from "./lock.ts";
 import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
 import type { CommandReport, StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
-import { acceptUnchanged, applyPlanned, destroyGuard, discardPlan, planStack } from "./stack-steps.ts";
+import {
+  acceptUnchanged,
+  applyPlanned,
+  destroyGuard,
+  discardPlan,
+  planRecord,
+  planStack,
+} from "./stack-steps.ts";
 import type { AppStack, SynthesizedApp } from "./synthesized-app.ts";
 
 export interface ApplyOptions {
@@ -83,14 +89,7 @@ async function applyOne(
           purpose: "apply",
           requireState: last !== undefined,
         });
-        const recorded = {
-          summary: planned.summary,
-          resources: planned.resources,
-          plan: redactPlan(planned.plan),
-          engine: planned.version.engine,
-          engineVersion: planned.version.version,
-          providers: planned.version.providers,
-        };
+        const recorded = planRecord(planned);
         const blocked = options.approval
           ? approvalMismatch(planned.resources, options.approval)
           : (destroyGuard(planned, policy, options.allowDestroy) ??

@@ -6,14 +6,20 @@ import { isRunnerError } from "../errors.ts";
 import { parsePolicy, type StackPolicy } from "../policy/policy.ts";
 import type { StackRecord } from "../store/store.ts";
 import { type DriftedResource, driftedResources, isDrifted } from "../terraform/drift.ts";
-import { redactPlan } from "../terraform/redact.ts";
 import { checkStackNames, resolveCommit } from "./commit.ts";
 import { appliedDir, type EngineContext, stackLockKey, workRoot } from "./context.ts";
 import { withStackLock } from "./lock.ts";
 import { skipped } from "./plan.ts";
 import type { CommandReport, ResourceReport, StackReport } from "./report.ts";
 import { type RunResult, recordedRun } from "./stack-run.ts";
-import { applyPlanned, destroyGuard, discardPlan, type PlannedStack, planStack } from "./stack-steps.ts";
+import {
+  applyPlanned,
+  destroyGuard,
+  discardPlan,
+  type PlannedStack,
+  planRecord,
+  planStack,
+} from "./stack-steps.ts";
 import { type SynthesizedApp, synthesizeCommit } from "./synthesized-app.ts";
 
 export interface DriftOptions {
@@ -109,14 +115,7 @@ async function driftOne(
         // A correction applies this very plan, so it is made with the apply credentials.
         const purpose = corrects ? "apply" : "plan";
         const planned = await planStack(context, scope, name, dir, { purpose, requireState: true });
-        const recorded = {
-          summary: planned.summary,
-          resources: planned.resources,
-          plan: redactPlan(planned.plan),
-          engine: planned.version.engine,
-          engineVersion: planned.version.version,
-          providers: planned.version.providers,
-        };
+        const recorded = planRecord(planned);
         if (!isDrifted(planned.plan)) {
           await discardPlan(planned);
           await context.store.recordDrift(key, "in-sync", undefined);

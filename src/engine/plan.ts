@@ -1,12 +1,11 @@
 import { ancestorsOf, runInDependencyOrder } from "../domain/graph.ts";
 import { isRunnerError } from "../errors.ts";
-import { redactPlan } from "../terraform/redact.ts";
 import { type Affected, decideAffected, type StackBaseline } from "./affected.ts";
 import { checkStackNames, commitHashes, resolveCommit, synthesizeRecorded } from "./commit.ts";
 import type { EngineContext } from "./context.ts";
 import { type CommandReport, EMPTY_SUMMARY, type StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
-import { discardPlan, planStack } from "./stack-steps.ts";
+import { discardPlan, planRecord, planStack } from "./stack-steps.ts";
 import type { AppStack, SynthesizedApp } from "./synthesized-app.ts";
 
 export interface PlanOptions {
@@ -88,12 +87,7 @@ async function planOne(
       outcome: {
         status: "succeeded",
         result: planned.hasChanges ? "changes" : "no-changes",
-        summary: planned.summary,
-        resources: planned.resources,
-        plan: redactPlan(planned.plan),
-        engine: planned.version.engine,
-        engineVersion: planned.version.version,
-        providers: planned.version.providers,
+        ...planRecord(planned),
       },
     };
   });

@@ -13,6 +13,7 @@ import {
   resourceChanges,
   summarize,
 } from "../terraform/plan-json.ts";
+import { redactPlan } from "../terraform/redact.ts";
 import { appliedDir, type EngineContext, stateLocation } from "./context.ts";
 import type { RunScope } from "./stack-run.ts";
 
@@ -82,6 +83,18 @@ export async function planStack(
     resources: resourceChanges(plan),
     destroys: destroys(plan),
     version,
+  };
+}
+
+/** What a run's record keeps of a plan: its summary, resources, the redacted plan JSON and versions. */
+export function planRecord(planned: PlannedStack) {
+  return {
+    summary: planned.summary,
+    resources: planned.resources,
+    plan: redactPlan(planned.plan),
+    engine: planned.version.engine,
+    engineVersion: planned.version.version,
+    providers: planned.version.providers,
   };
 }
 

@@ -341,14 +341,7 @@ export class RunnerService implements ServiceApi {
     if (this.#options.pollPullRequests && this.#options.pullRequests) {
       for (const open of await this.#options.pullRequests.openPullRequests()) {
         if ((await this.#store.getValue(`${PR_HEAD}${open.number}`)) === open.headSha) continue;
-        await this.#store.supersedeQueued("pr-plan", open.number);
-        await this.#enqueue({
-          kind: "pr-plan",
-          pr: open.number,
-          commit: open.headSha,
-          payload: { fromFork: open.fromFork },
-          source: "poll",
-        });
+        await this.#replacePullRequestPlan(open, "poll");
       }
     }
     if ((await this.#store.getValue(LAST_SEEN)) === head) return;
@@ -374,6 +367,21 @@ export class RunnerService implements ServiceApi {
     }
   }
 
+  /** Queues a plan of a pull request's head in place of any queued one. */
+  async #replacePullRequestPlan(
+    open: { number: number; headSha: string; fromFork: boolean },
+    source: string,
+  ): Promise<void> {
+    await this.#store.supersedeQueued("pr-plan", open.number);
+    await this.#enqueue({
+      kind: "pr-plan",
+      pr: open.number,
+      commit: open.headSha,
+      payload: { fromFork: open.fromFork },
+      source,
+    });
+  }
+
   async #afterApply(report: CommandReport): Promise<void> {
     const flow = this.#options.pullRequests;
     if (flow) {
@@ -382,14 +390,7 @@ export class RunnerService implements ServiceApi {
       // Open pull requests were planned against what was applied before: plan them again.
       if (report.stacks.some((stack) => stack.status === "applied")) {
         for (const open of await flow.openPullRequests()) {
-          await this.#store.supersedeQueued("pr-plan", open.number);
-          await this.#enqueue({
-            kind: "pr-plan",
-            pr: open.number,
-            commit: open.headSha,
-            payload: { fromFork: open.fromFork },
-            source: "after-apply",
-          });
+          await this.#replacePullRequestPlan(open, "after-apply");
         }
       }
     }
