@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { access, writeFile } from "node:fs/promises";
+import { access, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
@@ -324,6 +324,52 @@ describe("pull requests on GitHub", () => {
     };
     db.close();
     expect(synthesized.n).toBe(0);
+    forge.assertNoUnexpected();
+    expect(await served.stop()).toBe(0);
+  });
+});
+
+describe("pull requests without webhooks", () => {
+  it("finds new heads through the forge's API on each poll, and keeps the forge token out of synthesis", async () => {
+    const repo = await TestRepo.create(stacks("10.0.0.0/16"));
+    const data = await dataDir();
+    const forge = await startFakeGitHub({ owner: "acme", repo: "infra", token: TOKEN });
+    onTestFinished(() => forge.close());
+    const seen = path.join(data, "synth-environment.json");
+    await repo.checkout("scale", true);
+    await repo.write(
+      "main.ts",
+      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(seen)}, JSON.stringify(process.env));\n${await readFile(path.join(repo.dir, "main.ts"), "utf8")}`.replace(
+        '"replicas":2',
+        '"replicas":3',
+      ),
+    );
+    const head = await repo.commit("Scale, and show what synthesis sees");
+    await repo.checkout("main");
+    forge.addPullRequest({ number: 30, headSha: head, headRef: "scale" });
+    const config = path.join(data, "runner.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        dataDir: data,
+        listen: { port: 0 },
+        repository: { url: repo.dir },
+        pollIntervalSeconds: 1,
+        forge: {
+          type: "github",
+          owner: "acme",
+          repo: "infra",
+          baseUrl: forge.url,
+          tokenEnv: "TEST_FORGE_TOKEN",
+        },
+      }),
+    );
+    const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN });
+    await planStatus(forge, head, "success");
+    expect(forge.comments(30)).toHaveLength(1);
+    const environment = await readFile(seen, "utf8");
+    expect(environment).not.toContain(TOKEN);
+    expect(Object.keys(JSON.parse(environment)).filter((name) => /TOKEN|SECRET/.test(name))).toEqual([]);
     forge.assertNoUnexpected();
     expect(await served.stop()).toBe(0);
   });
