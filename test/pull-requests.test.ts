@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { access, readFile, writeFile } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
@@ -7,7 +7,7 @@ import type { FakeForge } from "./support/fake-forge.ts";
 import { startFakeGitHub } from "./support/fake-github.ts";
 import { startFakeGitLab } from "./support/fake-gitlab.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
-import { startServe } from "./support/serve.ts";
+import { startServe, writeServeConfig } from "./support/serve.ts";
 
 const SECRET = "forge-webhook-secret";
 const TOKEN = "forge-token-abc123";
@@ -57,25 +57,19 @@ async function githubSetup(extraForge: Record<string, unknown> = {}): Promise<Se
   const data = await dataDir();
   const forge = await startFakeGitHub({ owner: "acme", repo: "infra", token: TOKEN });
   onTestFinished(() => forge.close());
-  const config = path.join(data, "runner.json");
-  await writeFile(
-    config,
-    JSON.stringify({
-      dataDir: data,
-      listen: { port: 0 },
-      repository: { url: repo.dir },
-      pollIntervalSeconds: 3600,
-      forge: {
-        type: "github",
-        owner: "acme",
-        repo: "infra",
-        baseUrl: forge.url,
-        tokenEnv: "TEST_FORGE_TOKEN",
-        webhookSecretEnv: "TEST_FORGE_SECRET",
-        ...extraForge,
-      },
-    }),
-  );
+  const config = await writeServeConfig(data, {
+    repository: { url: repo.dir },
+    pollIntervalSeconds: 3600,
+    forge: {
+      type: "github",
+      owner: "acme",
+      repo: "infra",
+      baseUrl: forge.url,
+      tokenEnv: "TEST_FORGE_TOKEN",
+      webhookSecretEnv: "TEST_FORGE_SECRET",
+      ...extraForge,
+    },
+  });
   const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
   await vi.waitFor(
     async () => {
@@ -347,23 +341,17 @@ describe("pull requests without webhooks", () => {
     const head = await repo.commit("Scale, and show what synthesis sees");
     await repo.checkout("main");
     forge.addPullRequest({ number: 30, headSha: head, headRef: "scale" });
-    const config = path.join(data, "runner.json");
-    await writeFile(
-      config,
-      JSON.stringify({
-        dataDir: data,
-        listen: { port: 0 },
-        repository: { url: repo.dir },
-        pollIntervalSeconds: 1,
-        forge: {
-          type: "github",
-          owner: "acme",
-          repo: "infra",
-          baseUrl: forge.url,
-          tokenEnv: "TEST_FORGE_TOKEN",
-        },
-      }),
-    );
+    const config = await writeServeConfig(data, {
+      repository: { url: repo.dir },
+      pollIntervalSeconds: 1,
+      forge: {
+        type: "github",
+        owner: "acme",
+        repo: "infra",
+        baseUrl: forge.url,
+        tokenEnv: "TEST_FORGE_TOKEN",
+      },
+    });
     const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN });
     await planStatus(forge, head, "success");
     expect(forge.comments(30)).toHaveLength(1);
@@ -381,23 +369,17 @@ describe("merge requests on GitLab", () => {
     const data = await dataDir();
     const forge = await startFakeGitLab({ project: "acme/infra", token: TOKEN });
     onTestFinished(() => forge.close());
-    const config = path.join(data, "runner.json");
-    await writeFile(
-      config,
-      JSON.stringify({
-        dataDir: data,
-        listen: { port: 0 },
-        repository: { url: repo.dir },
-        pollIntervalSeconds: 3600,
-        forge: {
-          type: "gitlab",
-          project: "acme/infra",
-          baseUrl: forge.url,
-          tokenEnv: "TEST_FORGE_TOKEN",
-          webhookSecretEnv: "TEST_FORGE_SECRET",
-        },
-      }),
-    );
+    const config = await writeServeConfig(data, {
+      repository: { url: repo.dir },
+      pollIntervalSeconds: 3600,
+      forge: {
+        type: "gitlab",
+        project: "acme/infra",
+        baseUrl: forge.url,
+        tokenEnv: "TEST_FORGE_TOKEN",
+        webhookSecretEnv: "TEST_FORGE_SECRET",
+      },
+    });
     const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
     await vi.waitFor(
       async () => expect((await served.json("/api/runs?kind=apply&status=succeeded")).runs).toHaveLength(2),

@@ -1,8 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
-import { writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import path from "node:path";
 import {
   GetBucketTaggingCommand,
   ListBucketsCommand,
@@ -13,7 +11,7 @@ import { GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from "@aws-s
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { useMoto } from "./support/moto-per-file.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
-import { startServe } from "./support/serve.ts";
+import { startServe, writeServeConfig } from "./support/serve.ts";
 
 const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
 const SECRET = "notification-secret";
@@ -75,26 +73,18 @@ describe("drift on a schedule against an AWS API emulator", () => {
     await repo.commit("Drift policy");
     const data = await dataDir();
     const hooks = await receiver();
-    const config = path.join(data, "runner.json");
-    await writeFile(
-      config,
-      JSON.stringify({
-        dataDir: data,
-        listen: { port: 0 },
-        repository: { url: repo.dir },
-        pollIntervalSeconds: 3600,
-        drift: { tickSeconds: 1, jitterPercent: 0 },
-        env: {
-          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-          AWS_REGION: "us-east-1",
-          AWS_ENDPOINT_URL: endpoint,
-        },
-        notifications: [
-          { type: "webhook", name: "receiver", url: hooks.url, secretEnv: "TEST_NOTIFY_SECRET" },
-        ],
-      }),
-    );
+    const config = await writeServeConfig(data, {
+      repository: { url: repo.dir },
+      pollIntervalSeconds: 3600,
+      drift: { tickSeconds: 1, jitterPercent: 0 },
+      env: {
+        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        AWS_REGION: "us-east-1",
+        AWS_ENDPOINT_URL: endpoint,
+      },
+      notifications: [{ type: "webhook", name: "receiver", url: hooks.url, secretEnv: "TEST_NOTIFY_SECRET" }],
+    });
     const served = await startServe(config, { TEST_NOTIFY_SECRET: SECRET });
     await vi.waitFor(
       async () => {

@@ -1,9 +1,9 @@
-import { access, readFile, writeFile } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, vi } from "vitest";
 import { dataDir, TestRepo } from "./support/repo.ts";
-import { startServe } from "./support/serve.ts";
+import { startServe, writeServeConfig } from "./support/serve.ts";
 
 function runs(
   data: string,
@@ -17,18 +17,7 @@ function runs(
 }
 
 async function config(data: string, repo: TestRepo, extra: Record<string, unknown> = {}): Promise<string> {
-  const file = path.join(data, "runner.json");
-  await writeFile(
-    file,
-    JSON.stringify({
-      dataDir: data,
-      listen: { port: 0 },
-      repository: { url: repo.dir },
-      pollIntervalSeconds: 1,
-      ...extra,
-    }),
-  );
-  return file;
+  return writeServeConfig(data, { repository: { url: repo.dir }, pollIntervalSeconds: 1, ...extra });
 }
 
 describe("serve survives crashes and shuts down cleanly", () => {

@@ -4,15 +4,11 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, vi } from "vitest";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
-import { READ_TOKEN, startServe } from "./support/serve.ts";
+import { READ_TOKEN, startServe, writeServeConfig } from "./support/serve.ts";
 
 const WEBHOOK_SECRET = "webhook-secret-for-tests";
 
-async function writeConfig(data: string, config: Record<string, unknown>): Promise<string> {
-  const file = path.join(data, "runner.json");
-  await writeFile(file, JSON.stringify({ dataDir: data, listen: { port: 0 }, ...config }));
-  return file;
-}
+const writeConfig = writeServeConfig;
 
 interface Run {
   id: string;

@@ -2,7 +2,7 @@ import { runInDependencyOrder } from "../domain/graph.ts";
 import { RunnerError } from "../errors.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
 import { decideAffected } from "./affected.ts";
-import { checkStackNames, resolveCommit, synthesizeRecorded } from "./commit.ts";
+import { withSynthesizedCommit } from "./commit.ts";
 import { type EngineContext, stackLockKey } from "./context.ts";
 import { withStackLock } from "./lock.ts";
 import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
@@ -33,13 +33,8 @@ export interface ApplyOptions {
  * plan to a saved file, check the destroy guard, apply exactly that file.
  */
 export async function applyCommand(context: EngineContext, options: ApplyOptions): Promise<CommandReport> {
-  const commit = await resolveCommit(context, options.ref);
-  const app = await synthesizeRecorded(context, commit);
-  try {
-    checkStackNames(
-      app.stacks.map((stack) => stack.name),
-      options.stacks,
-    );
+  return withSynthesizedCommit(context, options.ref, options.stacks, async (app) => {
+    const { commit } = app;
     const decisions = decideAffected(app.stacks, await appliedBaselines(context), options.stacks);
     const affected = app.stacks.filter((stack) => decisions.get(stack.name)?.affected);
     const results = await runInDependencyOrder(
@@ -59,9 +54,7 @@ export async function applyCommand(context: EngineContext, options: ApplyOptions
           results.get(stack.name) ?? skipped(stack.name, commit, decisions.get(stack.name)?.reason ?? ""),
       ),
     };
-  } finally {
-    await app.dispose();
-  }
+  });
 }
 
 async function applyOne(

@@ -45,6 +45,30 @@ export async function commitHashes(context: EngineContext, commit: string): Prom
   return Object.fromEntries(app.stacks.map((stack) => [stack.name, stack.hash]));
 }
 
+/**
+ * The shared start of plan and apply: fetch, resolve the ref, synthesize the
+ * commit (recorded), refuse unknown --stack names, run `work`, and remove the
+ * checkout whatever happens.
+ */
+export async function withSynthesizedCommit<T>(
+  context: EngineContext,
+  ref: string | undefined,
+  selected: readonly string[],
+  work: (app: SynthesizedApp) => Promise<T>,
+): Promise<T> {
+  const commit = await resolveCommit(context, ref);
+  const app = await synthesizeRecorded(context, commit);
+  try {
+    checkStackNames(
+      app.stacks.map((stack) => stack.name),
+      selected,
+    );
+    return await work(app);
+  } finally {
+    await app.dispose();
+  }
+}
+
 /** An unknown --stack name fails the command before any work. */
 export function checkStackNames(known: Iterable<string>, selected: readonly string[]): void {
   const names = new Set(known);

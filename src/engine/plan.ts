@@ -1,7 +1,7 @@
 import { ancestorsOf, runInDependencyOrder } from "../domain/graph.ts";
 import { isRunnerError } from "../errors.ts";
 import { type Affected, decideAffected, type StackBaseline } from "./affected.ts";
-import { checkStackNames, commitHashes, resolveCommit, synthesizeRecorded } from "./commit.ts";
+import { commitHashes, withSynthesizedCommit } from "./commit.ts";
 import type { EngineContext } from "./context.ts";
 import { type CommandReport, EMPTY_SUMMARY, type StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
@@ -16,19 +16,11 @@ export interface PlanOptions {
 
 /** Plans the affected stacks of a commit, in dependency order, and applies nothing. */
 export async function planCommand(context: EngineContext, options: PlanOptions): Promise<CommandReport> {
-  const commit = await resolveCommit(context, options.ref);
-  const app = await synthesizeRecorded(context, commit);
-  try {
-    checkStackNames(
-      app.stacks.map((stack) => stack.name),
-      options.stacks,
-    );
+  return withSynthesizedCommit(context, options.ref, options.stacks, async (app) => {
     const baselines = await planBaselines(context, app, options.base);
     const decisions = decideAffected(app.stacks, baselines, options.stacks);
-    return { commit, stacks: await planAffected(context, app, decisions) };
-  } finally {
-    await app.dispose();
-  }
+    return { commit: app.commit, stacks: await planAffected(context, app, decisions) };
+  });
 }
 
 async function planAffected(

@@ -1,9 +1,17 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { onTestFinished } from "vitest";
 import { inheritedEnv, repoRoot } from "./toolchain.ts";
+
+/** Writes a runner configuration into the data directory: that data directory, any free port, then `config`. */
+export async function writeServeConfig(data: string, config: Record<string, unknown>): Promise<string> {
+  const file = path.join(data, "runner.json");
+  await writeFile(file, JSON.stringify({ dataDir: data, listen: { port: 0 }, ...config }));
+  return file;
+}
 
 export const WRITE_TOKEN = "test-write-token-0123456789";
 export const READ_TOKEN = "test-read-token-0123456789";
