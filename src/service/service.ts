@@ -8,7 +8,7 @@ import { isRunnerError, RunnerError } from "../errors.ts";
 import type { ForgeEvent } from "../forge/webhooks.ts";
 import type { Notification, NotificationKind, Notifier } from "../notify/notifier.ts";
 import type { Policy } from "../policy/policy.ts";
-import type { EventRecord, RunRecord, Store } from "../store/store.ts";
+import type { EventRecord, RunRecord, StackRecord, Store } from "../store/store.ts";
 import type {
   Accepted,
   Readiness,
@@ -135,7 +135,7 @@ export class RunnerService implements ServiceApi {
       const lastRun = await this.#newestRun(name);
       views.push({
         name,
-        state: await this.#stateOf(name),
+        state: await this.#stateOf(name, record),
         dependencies: this.#known.stacks.get(name) ?? [],
         ...(record?.lastAppliedCommit ? { lastAppliedCommit: record.lastAppliedCommit } : {}),
         ...(record?.lastAppliedAt ? { lastAppliedAt: record.lastAppliedAt } : {}),
@@ -495,8 +495,7 @@ export class RunnerService implements ServiceApi {
     }
   }
 
-  async #stateOf(stack: string): Promise<StackState> {
-    const record = (await this.#stackRecords()).find((candidate) => candidate.stack === stack);
+  async #stateOf(stack: string, record: StackRecord | undefined): Promise<StackState> {
     const policy = this.#known.policy?.forStack(stack);
     if (policy?.suspended) return "suspended";
     if (this.#known.stacks.size > 0 && !this.#known.stacks.has(stack)) return "orphaned";
@@ -506,15 +505,9 @@ export class RunnerService implements ServiceApi {
     if (!record?.lastAppliedCommit) return "pending";
     if (record.driftStatus === "drifted") return "drifted";
     const head = await this.#store.getValue(LAST_SEEN);
-    return head && head !== record.lastAppliedCommit && (await this.#isChangedAt(stack, head))
-      ? "pending"
-      : "in-sync";
-  }
-
-  async #isChangedAt(stack: string, commit: string): Promise<boolean> {
-    const hashes = await this.#store.getCommitHashes(this.#key().repoId, this.#key().appDir, commit);
-    const record = (await this.#stackRecords()).find((candidate) => candidate.stack === stack);
-    return hashes === undefined || hashes[stack] !== record?.lastAppliedHash;
+    if (!head || head === record.lastAppliedCommit) return "in-sync";
+    const hashes = await this.#store.getCommitHashes(this.#key().repoId, this.#key().appDir, head);
+    return hashes === undefined || hashes[stack] !== record.lastAppliedHash ? "pending" : "in-sync";
   }
 
   async #newestRun(stack: string): Promise<RunRecord | undefined> {
