@@ -40,6 +40,11 @@ async function servedAndApplied(config: Record<string, unknown>, env: Record<str
     async () => expect((await served.json("/api/stacks")).stacks[0].lastAppliedCommit).toBeDefined(),
     { timeout: 60_000, interval: 200 },
   );
+  // The apply's event is finished too, so that what the test compares is at rest.
+  await vi.waitFor(
+    () => expect(query(data, "SELECT id FROM events WHERE status IN ('queued', 'running')")).toHaveLength(0),
+    { timeout: 60_000, interval: 200 },
+  );
   return { repo, data, served };
 }
 
