@@ -3,18 +3,22 @@ import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import type { RunnerConfig } from "./config/runner-config.ts";
-import type { EngineContext } from "./engine/context.ts";
+import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
 import { openRepository } from "./git/repository.ts";
-import { repoId } from "./state/local-state.ts";
-import { SqliteStore } from "./store/sqlite-store.ts";
-import type { Store } from "./store/store.ts";
+import { DiskAppliedConfigs } from "./state/applied-dir.ts";
+import { claimDataDir, outputDir, removeLeftovers } from "./state/data-dir.ts";
+import { LocalStateBackend, repoId } from "./state/local-state.ts";
+import { openStore } from "./store/open.ts";
+import type { SqlStore } from "./store/sql-store.ts";
 import { synthEnvironment } from "./synth/synthesize.ts";
 import { TerraformCli } from "./terraform/cli.ts";
+import { secretRedactor } from "./terraform/redact.ts";
 
 /**
  * The composition root: the one place that reads the process environment and
- * builds the adapters (git, store, terraform, logger) from configuration.
+ * builds the adapters (data directory, git, store, terraform, logger) from
+ * configuration.
  */
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -23,6 +27,8 @@ export interface EngineRequest {
   readonly dataDir: string;
   readonly appDir: string;
   readonly trigger: string;
+  /** What holds the data directory, for the message a second process gets: "serve", "cli plan". */
+  readonly purpose: string;
 }
 
 const GIT_ENV = ["PATH", "HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"];
@@ -35,39 +41,86 @@ const NETWORK_ENV = [
   "NODE_EXTRA_CA_CERTS",
   "GIT_SSL_CAINFO",
 ];
+/** The runner's own variables that are credentials wherever they appear. */
+const CREDENTIALS = /^(TF_VAR_.+|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|GITOPS_RUNNER_(API|READ)_TOKEN)$/;
 
 export function defaultDataDir(env: Environment): string {
   return path.resolve(env.GITOPS_RUNNER_DATA_DIR || ".gitops-runner");
 }
 
-export function createLogger(env: Environment): Logger {
+/**
+ * The structured logger; every line is redacted of the values the runner
+ * injects before it is written.
+ */
+export function createLogger(env: Environment, redact: (text: string) => string = (text) => text): Logger {
+  const destination = pino.destination({ fd: 2, sync: true });
   return pino(
     {
       level: env.GITOPS_RUNNER_LOG_LEVEL ?? "info",
       base: null,
       redact: { paths: ["*.token", "*.secret", "*.password", "env.*"], censor: "(redacted)" },
     },
-    pino.destination({ fd: 2, sync: true }),
+    { write: (line: string) => destination.write(redact(line)) },
   );
 }
 
-export interface Engine {
+/**
+ * The values the runner injects from its configuration and environment, to
+ * be hidden wherever text leaves it: every configured variable's value, and
+ * the credentials it passes on. `extra` adds secrets only `serve` knows.
+ */
+export function runnerSecrets(
+  config: RunnerConfig,
+  env: Environment,
+  extra: readonly string[] = [],
+): string[] {
+  const values = [
+    ...Object.values(config.env),
+    ...Object.values(config.planEnv),
+    ...Object.values(config.stacks).flatMap((stack) => [
+      ...Object.values(stack.env ?? {}),
+      ...Object.values(stack.planEnv ?? {}),
+    ]),
+    ...Object.entries(env)
+      .filter(([name, value]) => CREDENTIALS.test(name) && value !== undefined)
+      .map(([, value]) => value as string),
+    ...extra,
+  ];
+  return [...new Set(values)];
+}
+
+export function redactorFor(config: RunnerConfig, env: Environment, extra: readonly string[] = []) {
+  return secretRedactor(runnerSecrets(config, env, extra));
+}
+
+export interface Runner {
   readonly context: EngineContext;
-  readonly store: Store;
+  readonly store: SqlStore;
   close(): Promise<void>;
 }
 
-export async function createEngine(
+/**
+ * Claims the data directory (one process at a time), removes what a dead
+ * process left there, opens the store (migrating it) and builds the engine's
+ * context for one repository.
+ */
+export async function openRunner(
   request: EngineRequest,
   config: RunnerConfig,
   env: Environment,
   logger: Logger,
-): Promise<Engine> {
+  redact: (text: string) => string,
+): Promise<Runner> {
   const address = isLocalPath(request.repo) ? path.resolve(request.repo) : request.repo;
   const id = repoId(address);
   const binary = await findEngine(config.engine ?? env.GITOPS_RUNNER_TERRAFORM, env);
-  const store = await SqliteStore.open(path.join(request.dataDir, "runner.db"));
+  const claim = await claimDataDir(request.dataDir, request.purpose);
+  let store: SqlStore | undefined;
   try {
+    const leftovers = await removeLeftovers(request.dataDir);
+    if (leftovers.length > 0)
+      logger.warn({ removed: leftovers }, "removed what an earlier process left behind");
+    store = await openStore(config, env, request.dataDir);
     const repository = await openRepository({
       url: address,
       mirrorDir: path.join(request.dataDir, "repos", `${id}.git`),
@@ -77,47 +130,74 @@ export async function createEngine(
         GIT_TERMINAL_PROMPT: "0",
       },
     });
+    await repository.pruneCheckouts();
     const terraform = new TerraformCli({
       binary,
-      env: {
-        ...pick(env, ["PATH", "HOME", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
-        ...matching(env, /^(AWS_|TF_VAR_)/),
-        ...config.env,
-      },
+      env: pick(env, ["PATH", "HOME", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
       timeoutMs: config.terraformTimeoutSeconds * 1000,
+      tempDir: outputDir(request.dataDir),
       lockTimeout: config.lockTimeout,
     });
+    const appDir = normalizeAppDir(request.appDir);
+    const location = { dataDir: request.dataDir, repoId: id, appDir };
     const context: EngineContext = {
       dataDir: request.dataDir,
       repository,
       repoId: id,
-      appDir: normalizeAppDir(request.appDir),
+      appDir,
       store,
+      state: new LocalStateBackend(location),
+      applied: new DiskAppliedConfigs(request.dataDir, id, appDir),
       terraform,
-      stackEnv: (stack, purpose) => {
-        const stackConfig = config.stacks[stack];
-        return { ...stackConfig?.env, ...(purpose === "plan" ? stackConfig?.planEnv : {}) };
-      },
+      stackEnv: stackEnvironment(config, env),
       toolEnv: {
         ...synthEnvironment(env),
         ...pick(env, NETWORK_ENV),
         // cdktf validates some resources by running the engine during synth.
         TERRAFORM_BINARY_NAME: binary,
       },
+      redact,
       allowInstallScripts: config.allowInstallScripts,
       parallelism: config.parallelism,
       synthTimeoutMs: config.synthTimeoutSeconds * 1000,
       synthMaxOldSpaceMb: config.synthMaxOldSpaceMb,
       installTimeoutMs: 900_000,
+      lockWaitMs: config.lockWaitSeconds * 1000,
       trigger: request.trigger,
       logger,
       newRunId: randomUUID,
     };
-    return { context, store, close: () => store.close() };
+    const opened = store;
+    return {
+      context,
+      store: opened,
+      close: async () => {
+        await opened.close();
+        claim.release();
+      },
+    };
   } catch (error) {
-    await store.close();
+    await store?.close();
+    claim.release();
     throw error;
   }
+}
+
+/**
+ * What Terraform gets per stack and purpose. Applies: the runner's own AWS_*
+ * and TF_VAR_* variables, `env`, the stack's `env`. Plans and drift reports of
+ * reviewed code: the same, with `planEnv` on top. Plans of pull requests run
+ * code nobody reviewed yet: `planEnv` only, never an apply credential.
+ */
+function stackEnvironment(config: RunnerConfig, env: Environment) {
+  const inherited = matching(env, /^(AWS_|TF_VAR_)/);
+  return (stack: string, purpose: EnvPurpose): Readonly<Record<string, string>> => {
+    const own = config.stacks[stack];
+    const plan = { ...config.planEnv, ...own?.planEnv };
+    if (purpose === "review") return plan;
+    const apply = { ...inherited, ...config.env, ...own?.env };
+    return purpose === "apply" ? apply : { ...apply, ...plan };
+  };
 }
 
 /** The engine binary: as configured, else tofu or terraform on PATH. */

@@ -33,7 +33,11 @@ export type ErrorCode =
   | "SIGNATURE_INVALID"
   | "FORGE_UNAUTHORIZED"
   | "FORGE_NOT_FOUND"
-  | "FORGE_FAILED";
+  | "FORGE_FAILED"
+  | "DATA_DIR_IN_USE"
+  | "STORE_SCHEMA_NEWER"
+  | "STORE_UNREACHABLE"
+  | "INTERNAL";
 
 export class RunnerError extends Error {
   readonly code: ErrorCode;

@@ -159,7 +159,7 @@ describe("gitops-runner apply and plan on a repository of several stacks", () =>
     expect(await stateResources(data, "storage")).toEqual(["terraform_data.logs"]);
   });
 
-  it("lets one of two simultaneous applies of the same stack through and refuses the other cleanly", async () => {
+  it("lets one of two simultaneous applies on one data directory through and refuses the other before any work", async () => {
     const repo = await TestRepo.create({ queue: { jobs: { input: { size: 1 }, slowCreate: 3 } } });
     const data = await dataDir();
     // Warm the dependency cache so that both processes reach the stack at about the same time.
@@ -173,10 +173,11 @@ describe("gitops-runner apply and plan on a repository of several stacks", () =>
     const loser = results.find((result) => result.code !== 0);
     expect(winner?.json.stacks[0].status).toBe("applied");
     expect(loser?.code).toBe(1);
-    expect(loser?.json.stacks[0].status).toBe("failed");
-    expect(loser?.json.stacks[0].error.code).toBe("STACK_LOCKED");
-    expect(loser?.json.stacks[0].error.message).toMatch(
-      /^another apply holds this stack: run [0-9a-f-]{36} \(pid \d+ on /,
+    expect(loser?.json).toMatchObject({ commit: null, stacks: [], error: { code: "DATA_DIR_IN_USE" } });
+    expect(loser?.json.error.message).toMatch(
+      new RegExp(
+        `^data directory ${data} is in use by another gitops-runner process \\(pid \\d+, cli apply, since `,
+      ),
     );
     expect(await stateResources(data, "queue")).toEqual(["terraform_data.jobs"]);
 

@@ -13,7 +13,7 @@ import type {
   StackView,
   TriggerRequest,
 } from "../src/service/api.ts";
-import type { RunRecord } from "../src/store/store.ts";
+import type { RunRecord } from "../src/store/records.ts";
 
 const READ_TOKEN = "read-token-0123456789abcdef";
 const WRITE_TOKEN = "write-token-fedcba9876543210";

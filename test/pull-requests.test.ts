@@ -290,7 +290,7 @@ describe("pull requests on GitHub", () => {
       events(data)
         .filter((event) => event.kind === "pr-plan")
         .map((event) => `${event.pr} ${event.status}`),
-    ).toEqual(["20 done", "21 superseded"]);
+    ).toEqual(["20 superseded", "21 superseded"]);
     expect(forge.statuses(quick)).toEqual([]);
     expect(forge.statuses(slow).map((status) => status.state)).toEqual(["pending"]);
     expect(forge.comments(20)).toEqual([]);

@@ -41,12 +41,19 @@ describe("serve survives crashes and shuts down cleanly", () => {
         }),
       { timeout: 90_000, interval: 200 },
     );
-    const recorded = runs(data);
-    expect(recorded).toContainEqual(
-      expect.objectContaining({ kind: "apply", stack: "queue", status: "interrupted" }),
+    // The re-check plan runs beside the apply of the head and waits for it; it ends soon after.
+    const recorded = await vi.waitFor(
+      () => {
+        const all = runs(data);
+        expect(all).toContainEqual(
+          expect.objectContaining({ kind: "plan", stack: "queue", trigger: "recovery", status: "succeeded" }),
+        );
+        return all;
+      },
+      { timeout: 60_000, interval: 200 },
     );
     expect(recorded).toContainEqual(
-      expect.objectContaining({ kind: "plan", stack: "queue", trigger: "recovery", status: "succeeded" }),
+      expect.objectContaining({ kind: "apply", stack: "queue", status: "interrupted" }),
     );
     expect(recorded.filter((run) => run.kind === "synth").length).toBeGreaterThanOrEqual(2);
     // The interrupted terraform finished its create; the restart found it in state and created nothing again.

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { createEngine, createLogger, defaultDataDir, type Environment } from "../composition.ts";
+import { createLogger, defaultDataDir, type Environment, openRunner, redactorFor } from "../composition.ts";
 import { readRunnerConfig } from "../config/runner-config.ts";
 import { applyCommand } from "../engine/apply.ts";
 import { driftCommand } from "../engine/drift.ts";
@@ -36,6 +36,8 @@ export interface Output {
 
 /** Runs one CLI invocation; returns the exit code. */
 export async function main(argv: readonly string[], env: Environment, output: Output): Promise<number> {
+  // Everything the runner and its children write (state, records, plans) is private to its user.
+  process.umask(0o077);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env, output);
   let parsed: ReturnType<typeof parse>;
   try {
@@ -46,19 +48,23 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
   }
   const { command, values } = parsed;
   const json = values.json === true;
-  const logger = createLogger(env);
+  let logger = createLogger(env);
   try {
     const config = await readRunnerConfig(values.config);
-    const engine = await createEngine(
+    const redact = redactorFor(config, env);
+    logger = createLogger(env, redact);
+    const engine = await openRunner(
       {
         repo: values.repo as string,
         dataDir: values["data-dir"] ? path.resolve(values["data-dir"]) : defaultDataDir(env),
         appDir: values["app-dir"] ?? "",
         trigger: "cli",
+        purpose: `cli ${command}`,
       },
       config,
       env,
       logger,
+      redact,
     );
     try {
       const stacks = values.stack ?? [];

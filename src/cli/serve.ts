@@ -1,12 +1,14 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { createEngine, createLogger, defaultDataDir, type Environment } from "../composition.ts";
+import type { Logger } from "pino";
+import { createLogger, defaultDataDir, type Environment, openRunner, redactorFor } from "../composition.ts";
 import {
   type RunnerConfig,
   readRunnerConfig,
   resolveSecrets,
   type ServeSecrets,
+  secretValues,
 } from "../config/runner-config.ts";
 import type { Forge } from "../forge/forge.ts";
 import { githubForge } from "../forge/github.ts";
@@ -19,92 +21,106 @@ import { RunnerService } from "../service/service.ts";
 import { normalizeRepoAddress } from "../state/local-state.ts";
 
 /**
- * `gitops-runner serve`: the long-running runner. Resolves when a SIGTERM or
- * SIGINT has drained it; the returned code is the process's exit code.
+ * `gitops-runner serve`: the long-running runner. It claims the data
+ * directory, opens the store, binds its port (health answers from then on),
+ * recovers from a crash, then works until SIGTERM or SIGINT has drained it.
+ * The returned code is the process's exit code.
  */
 export async function serve(configFile: string | undefined, env: Environment): Promise<number> {
-  const logger = createLogger(env);
   const config = await readRunnerConfig(configFile);
   const secrets = resolveSecrets(configFile ?? "(defaults)", config, env);
   const dataDir = path.resolve(config.dataDir ?? defaultDataDir(env));
   const repo = config.repository?.url ?? (await embeddedRepository(dataDir));
   const appDir = config.repository ? config.repository.appDir : EMBEDDED_APP_DIR;
-  const tokens =
-    secrets.apiTokens.write.length > 0
-      ? secrets.apiTokens
-      : { ...secrets.apiTokens, write: [await generatedToken(dataDir, logger)] };
+  const provisional = createLogger(env, redactorFor(config, env, secretValues(secrets)));
+  const token = secrets.apiTokens.write.length > 0 ? undefined : await generatedToken(dataDir, provisional);
+  const tokens = token ? { ...secrets.apiTokens, write: [token] } : secrets.apiTokens;
+  const redact = redactorFor(config, env, [...secretValues(secrets), ...(token ? [token] : [])]);
+  const logger = createLogger(env, redact);
 
-  const engine = await createEngine({ repo, dataDir, appDir, trigger: "serve" }, config, env, logger);
-  const notifier = createNotifier({
+  const runner = await openRunner(
+    { repo, dataDir, appDir, trigger: "serve", purpose: "serve" },
+    config,
+    env,
     logger,
-    targets: secrets.notifications.map((target) =>
-      target.type === "slack"
-        ? slackTarget({ name: target.name, url: target.url })
-        : webhookTarget({ name: target.name, url: target.url, secret: target.secret }),
-    ),
-  });
-  const forge = buildForge(config, secrets);
-  const runUrl = config.publicUrl
-    ? (runId: string) => new URL(`runs/${runId}`, config.publicUrl).toString()
-    : undefined;
-  const pullRequests = forge
-    ? new PullRequestFlow(
-        {
-          forge,
-          store: engine.store,
-          allowForks: config.forge?.allowForks ?? false,
-          ...(runUrl ? { runUrl } : {}),
-        },
-        logger,
-      )
-    : undefined;
-  const service = new RunnerService({
-    context: engine.context,
-    store: engine.store,
-    notifier,
-    logger,
-    repository: normalizeRepoAddress(repo),
-    ...(config.repository?.branch ? { branch: config.repository.branch } : {}),
-    pollIntervalMs: config.pollIntervalSeconds * 1000,
-    driftTickMs: config.drift.tickSeconds * 1000,
-    driftJitterPercent: config.drift.jitterPercent,
-    shutdownGraceMs: config.shutdownGraceSeconds * 1000,
-    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
-    newId: randomUUID,
-    ...(pullRequests ? { pullRequests, pollPullRequests: !secrets.forge?.webhookSecret } : {}),
-  });
-  const http = buildHttpApp({
-    service,
-    logger,
-    tokens,
-    ...(secrets.webhookSecret ? { webhookSecret: secrets.webhookSecret } : {}),
-    ...(config.forge && secrets.forge?.webhookSecret
-      ? { forgeWebhook: { kind: config.forge.type, secret: secrets.forge.webhookSecret } }
-      : {}),
-    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
-  });
+    redact,
+  );
+  try {
+    const notifier = createNotifier({
+      logger,
+      targets: secrets.notifications.map((target) =>
+        target.type === "slack"
+          ? slackTarget({ name: target.name, url: target.url })
+          : webhookTarget({ name: target.name, url: target.url, secret: target.secret }),
+      ),
+    });
+    const forge = buildForge(config, secrets);
+    const runUrl = config.publicUrl
+      ? (runId: string) => new URL(`runs/${runId}`, config.publicUrl).toString()
+      : undefined;
+    const pullRequests = forge
+      ? new PullRequestFlow(
+          { forge, allowForks: config.forge?.allowForks ?? false, ...(runUrl ? { runUrl } : {}) },
+          logger,
+        )
+      : undefined;
+    const service = new RunnerService({
+      context: runner.context,
+      records: runner.store,
+      notifier,
+      logger,
+      repository: normalizeRepoAddress(repo),
+      ...(config.repository?.branch ? { branch: config.repository.branch } : {}),
+      workers: config.workers,
+      pollIntervalMs: config.pollIntervalSeconds * 1000,
+      driftTickMs: config.drift.tickSeconds * 1000,
+      driftJitterPercent: config.drift.jitterPercent,
+      shutdownGraceMs: config.shutdownGraceSeconds * 1000,
+      leaseMs: config.leaseSeconds * 1000,
+      minFreeBytes: config.minFreeMegabytes * 1024 * 1024,
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+      newId: randomUUID,
+      ...(pullRequests ? { pullRequests, pollPullRequests: !secrets.forge?.webhookSecret } : {}),
+    });
+    const http = buildHttpApp({
+      service,
+      logger,
+      tokens,
+      ...(secrets.webhookSecret ? { webhookSecret: secrets.webhookSecret } : {}),
+      ...(config.forge && secrets.forge?.webhookSecret
+        ? { forgeWebhook: { kind: config.forge.type, secret: secrets.forge.webhookSecret } }
+        : {}),
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    });
 
-  await service.start();
-  // A container listens on every interface; the image sets this.
-  const host = env.GITOPS_RUNNER_LISTEN_HOST || config.listen.host;
-  const url = await http.listen({ host, port: config.listen.port });
-  logger.info({ url, repository: normalizeRepoAddress(repo), appDir, dataDir }, "listening");
+    // The port is bound before recovery: a second runner fails here, and health answers meanwhile.
+    const host = env.GITOPS_RUNNER_LISTEN_HOST || config.listen.host;
+    const url = await http.listen({ host, port: config.listen.port });
+    logger.info(
+      { url, repository: normalizeRepoAddress(repo), appDir, dataDir, store: runner.store.location },
+      "listening",
+    );
+    const stopped = new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+      process.once("SIGINT", () => resolve("SIGINT"));
+    });
+    await service.start();
+    logger.info("recovered; working");
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
-  logger.info({ signal }, "stopping: no new work; running steps finish or are cancelled");
-  await http.close();
-  await service.stop();
-  await notifier.close();
-  await engine.close();
-  logger.info("stopped");
-  return 0;
+    const signal = await stopped;
+    logger.info({ signal }, "stopping: no new work; running steps finish or are cancelled");
+    await http.close();
+    await service.stop();
+    await notifier.close();
+    logger.info("stopped");
+    return 0;
+  } finally {
+    await runner.close();
+  }
 }
 
 /** The write token of a runner started without one: generated once, kept private in the data directory. */
-async function generatedToken(dataDir: string, logger: ReturnType<typeof createLogger>): Promise<string> {
+async function generatedToken(dataDir: string, logger: Logger): Promise<string> {
   const file = path.join(dataDir, "api-token");
   try {
     const existing = (await readFile(file, "utf8")).trim();
@@ -115,7 +131,7 @@ async function generatedToken(dataDir: string, logger: ReturnType<typeof createL
   } catch {
     // None yet.
   }
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const token = randomBytes(32).toString("base64url");
   await writeFile(file, `${token}\n`, { mode: 0o600 });
   await chmod(file, 0o600);

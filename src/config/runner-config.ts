@@ -7,7 +7,7 @@ const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "not a v
 const stackConfigSchema = z.strictObject({
   /** Variables for every command on this stack (credentials, TF_VAR_*). */
   env: envSchema.optional(),
-  /** Variables for plans and drift checks only, e.g. read-only credentials; they win over env. */
+  /** Variables for plans and drift reports only, e.g. read-only credentials; they win over env. Pull-request plans get only planEnv. */
   planEnv: envSchema.optional(),
 });
 
@@ -85,6 +85,25 @@ const runnerConfigSchema = z.strictObject({
   /** Path or name of the engine binary: terraform or tofu. Detected on PATH when unset. */
   engine: z.string().min(1).optional(),
   parallelism: z.int().min(1).max(64).default(4),
+  /** Events run side by side (applies of one app still run one at a time). */
+  workers: z.int().min(1).max(64).default(4),
+  /** How long an apply waits for a stack another run holds, and a plan for an apply of its stack to end. */
+  lockWaitSeconds: z.int().min(0).max(86_400).default(600),
+  /** Leases of events and of leadership: after this long, another replica takes over a dead one's work. */
+  leaseSeconds: z.int().min(2).max(3600).default(30),
+  /** Work pauses (and /readyz fails) while the data directory has less free space than this. */
+  minFreeMegabytes: z.int().min(0).default(64),
+  /** The records: the embedded SQLite file (default), or PostgreSQL shared by replicas. */
+  store: z
+    .discriminatedUnion("type", [
+      z.strictObject({ type: z.literal("sqlite") }),
+      z.strictObject({
+        type: z.literal("postgres"),
+        /** The variable holding the connection URL (postgres://user:password@host:port/database). */
+        urlEnv: envNameSchema,
+      }),
+    ])
+    .default({ type: "sqlite" }),
   lockTimeout: z
     .string()
     .regex(/^\d+[smh]$/, "a duration such as 30s, 5m or 1h")
@@ -93,7 +112,10 @@ const runnerConfigSchema = z.strictObject({
   synthTimeoutSeconds: z.int().min(1).default(600),
   synthMaxOldSpaceMb: z.int().min(64).default(4096),
   terraformTimeoutSeconds: z.int().min(1).default(3600),
+  /** Variables for every command on every stack; pull-request plans do not get them. */
   env: envSchema.default({}),
+  /** Variables for plans and drift reports of every stack (read-only credentials); pull-request plans get only these. */
+  planEnv: envSchema.default({}),
   stacks: z.record(z.string(), stackConfigSchema).default({}),
 });
 
@@ -187,4 +209,17 @@ export function resolveSecrets(
     ...(forge ? { forge } : {}),
     notifications,
   };
+}
+
+/** Every secret `serve` holds, to be redacted wherever text leaves the runner. */
+export function secretValues(secrets: ServeSecrets): string[] {
+  return [
+    ...secrets.apiTokens.read,
+    ...secrets.apiTokens.write,
+    ...(secrets.webhookSecret ? [secrets.webhookSecret] : []),
+    ...(secrets.forge
+      ? [secrets.forge.token, ...(secrets.forge.webhookSecret ? [secrets.forge.webhookSecret] : [])]
+      : []),
+    ...secrets.notifications.flatMap((target) => (target.type === "slack" ? [target.url] : [target.secret])),
+  ];
 }

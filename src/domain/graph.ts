@@ -120,3 +120,21 @@ export async function runInDependencyOrder<T extends StackNode, R>(
   if (thrown) throw thrown.error;
   return results;
 }
+
+/** Runs `work` for every item, at most `parallelism` at a time; results keep the items' order. */
+export async function inParallel<T, R>(
+  items: readonly T[],
+  parallelism: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, lane));
+  return results;
+}

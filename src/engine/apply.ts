@@ -1,21 +1,15 @@
+import { decideApply } from "../domain/decisions.ts";
 import { runInDependencyOrder } from "../domain/graph.ts";
 import { RunnerError } from "../errors.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
 import { decideAffected } from "./affected.ts";
 import { withSynthesizedCommit } from "./commit.ts";
-import { type EngineContext, stackLockKey } from "./context.ts";
+import { type EngineContext, stackKey, stackLockKey } from "./context.ts";
 import { withStackLock } from "./lock.ts";
 import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
 import type { CommandReport, StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
-import {
-  acceptUnchanged,
-  applyPlanned,
-  destroyGuard,
-  discardPlan,
-  planRecord,
-  planStack,
-} from "./stack-steps.ts";
+import { acceptUnchanged, applyPlanned, discardPlan, planRecord, planStack } from "./stack-steps.ts";
 import type { AppStack, SynthesizedApp } from "./synthesized-app.ts";
 
 export interface ApplyOptions {
@@ -30,7 +24,7 @@ export interface ApplyOptions {
 
 /**
  * Applies the affected stacks of a commit in dependency order: for each, init,
- * plan to a saved file, check the destroy guard, apply exactly that file.
+ * plan to a saved file, decide (apply, accept, block), apply exactly that file.
  */
 export async function applyCommand(context: EngineContext, options: ApplyOptions): Promise<CommandReport> {
   return withSynthesizedCommit(context, options.ref, options.stacks, async (app) => {
@@ -65,7 +59,7 @@ async function applyOne(
 ): Promise<StackReport> {
   const policy = app.policy.forStack(stack.name);
   if (policy.suspended) return skipped(stack.name, app.commit, "suspended by policy");
-  const key = { repoId: context.repoId, appDir: context.appDir, stack: stack.name };
+  const key = stackKey(context, stack.name);
 
   return recordedRun(context, "apply", stack.name, app.commit, (scope) =>
     withStackLock(context, stackLockKey(context, stack.name), scope.id, async () => {
@@ -83,31 +77,32 @@ async function applyOne(
           requireState: last !== undefined,
         });
         const recorded = planRecord(planned);
-        const blocked = options.approval
-          ? approvalMismatch(planned.resources, options.approval)
-          : (destroyGuard(planned, policy, options.allowDestroy) ??
-            (options.honourAutoApply && !policy.autoApply && planned.hasChanges
-              ? "autoApply is off for this stack: approve the run to apply this plan"
-              : undefined));
-        if (blocked) {
-          await discardPlan(planned);
-          await context.store.recordApplyProblem(key, "blocked");
-          return {
-            report: {
-              status: "blocked",
-              reason: blocked,
-              summary: planned.summary,
-              resources: planned.resources,
-            },
-            outcome: { status: "blocked", result: "blocked", ...recorded },
-          };
+        const decision = decideApply(planned, {
+          policy,
+          allowDestroy: options.allowDestroy,
+          honourAutoApply: options.honourAutoApply === true,
+          ...(options.approval ? { approval: options.approval } : {}),
+        });
+        const shown = { summary: planned.summary, resources: planned.resources, planText: planned.text };
+        switch (decision.kind) {
+          case "block":
+            await discardPlan(planned);
+            await context.store.recordApplyProblem(key, "blocked");
+            return {
+              report: { status: "blocked", reason: decision.reason, ...shown },
+              outcome: { status: "blocked", result: "blocked", ...recorded },
+            };
+          case "apply":
+            await applyPlanned(context, scope, stack.name, planned, app.commit);
+            break;
+          case "accept-unchanged":
+            await acceptUnchanged(context, scope, stack.name, planned, app.commit);
+            break;
         }
-        if (planned.hasChanges) await applyPlanned(context, scope, stack.name, planned, app.commit);
-        else await acceptUnchanged(context, scope, stack.name, planned, app.commit);
         await context.store.recordApplied(key, app.commit, stack.hash);
-        const status = planned.hasChanges ? "applied" : "no-changes";
+        const status = decision.kind === "apply" ? "applied" : "no-changes";
         return {
-          report: { status, summary: planned.summary, resources: planned.resources },
+          report: { status, ...shown },
           outcome: { status: "succeeded", result: status, ...recorded },
         };
       } catch (error) {
@@ -116,16 +111,4 @@ async function applyOne(
       }
     }),
   );
-}
-
-/** Why a new plan may not stand in for the approved one: other resources or other actions. */
-function approvalMismatch(
-  planned: readonly ResourceChange[],
-  approval: NonNullable<ApplyOptions["approval"]>,
-): string | undefined {
-  const key = (resources: readonly ResourceChange[]) =>
-    JSON.stringify(resources.map((resource) => [resource.address, resource.actions]).sort());
-  return key(planned) === key(approval.resources)
-    ? undefined
-    : `the plan differs from the one approved in run ${approval.runId}; review the new plan and approve it`;
 }

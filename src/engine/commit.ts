@@ -1,5 +1,6 @@
 import { RunnerError } from "../errors.ts";
-import type { EngineContext } from "./context.ts";
+import type { Snapshot } from "../store/records.ts";
+import { appKey, type EngineContext } from "./context.ts";
 import { EMPTY_SUMMARY } from "./report.ts";
 import { APP, recordedRun } from "./stack-run.ts";
 import { type SynthesizedApp, synthesizeCommit } from "./synthesized-app.ts";
@@ -10,7 +11,11 @@ export async function resolveCommit(context: EngineContext, ref: string | undefi
   return context.repository.resolve(ref ?? (await context.repository.defaultBranch()));
 }
 
-/** Synthesizes a commit; a failure is recorded as a failed synth run, then raised. */
+/**
+ * Synthesizes a commit, recorded as a synth run, and stores its snapshot
+ * (stacks, dependencies, hashes, policies) so that no one synthesizes it again
+ * only to learn those. A failure is recorded as a failed synth run, then raised.
+ */
 export async function synthesizeRecorded(context: EngineContext, commit: string): Promise<SynthesizedApp> {
   let app: SynthesizedApp | undefined;
   let failure: unknown;
@@ -27,22 +32,31 @@ export async function synthesizeRecorded(context: EngineContext, commit: string)
     };
   });
   if (!app) throw failure;
-  await context.store.saveCommitHashes(
-    context.repoId,
-    context.appDir,
-    commit,
-    Object.fromEntries(app.stacks.map((stack) => [stack.name, stack.hash])),
-  );
+  await context.store.saveSnapshot(snapshotOf(context, app));
   return app;
 }
 
-/** A commit's stack hashes: from the records when it was synthesized before, else by synthesizing it. */
-export async function commitHashes(context: EngineContext, commit: string): Promise<Record<string, string>> {
-  const known = await context.store.getCommitHashes(context.repoId, context.appDir, commit);
+export function snapshotOf(context: EngineContext, app: SynthesizedApp): Omit<Snapshot, "synthesizedAt"> {
+  return {
+    ...appKey(context),
+    commit: app.commit,
+    stacks: app.stacks.map((stack) => ({
+      name: stack.name,
+      dependencies: stack.dependencies,
+      hash: stack.hash,
+      policy: app.policy.forStack(stack.name),
+    })),
+    ...(app.policy.file ? { policyFile: app.policy.file } : {}),
+  };
+}
+
+/** A commit's snapshot: from the records when it was synthesized before, else by synthesizing it. */
+export async function commitSnapshot(context: EngineContext, commit: string): Promise<Snapshot> {
+  const known = await context.store.getSnapshot(appKey(context), commit);
   if (known) return known;
   const app = await synthesizeRecorded(context, commit);
   await app.dispose();
-  return Object.fromEntries(app.stacks.map((stack) => [stack.name, stack.hash]));
+  return { ...snapshotOf(context, app), synthesizedAt: new Date().toISOString() };
 }
 
 /**

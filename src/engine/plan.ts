@@ -1,8 +1,9 @@
+import { wouldBlock } from "../domain/decisions.ts";
 import { ancestorsOf, runInDependencyOrder } from "../domain/graph.ts";
 import { isRunnerError } from "../errors.ts";
 import { type Affected, decideAffected, type StackBaseline } from "./affected.ts";
-import { commitHashes, withSynthesizedCommit } from "./commit.ts";
-import type { EngineContext } from "./context.ts";
+import { commitSnapshot, withSynthesizedCommit } from "./commit.ts";
+import { appKey, type EngineContext } from "./context.ts";
 import { type CommandReport, EMPTY_SUMMARY, type StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
 import { discardPlan, planRecord, planStack } from "./stack-steps.ts";
@@ -32,7 +33,7 @@ async function planAffected(
   const affectedNames = new Set(affected.map((stack) => stack.name));
   // A producer affected here, or never applied, has no outputs yet that match this change.
   const applied = new Set(
-    (await context.store.listStacks(context.repoId, context.appDir))
+    (await context.store.listStacks(appKey(context)))
       .filter((record) => record.lastAppliedCommit)
       .map((record) => record.stack),
   );
@@ -63,17 +64,18 @@ async function planOne(
   const provisional = producers.length > 0;
   const report = await recordedRun(context, "plan", stack.name, app.commit, async (scope) => {
     const planned = await planStack(context, scope, stack.name, stack.dir, {
-      purpose: "plan",
+      purpose: context.review ? "review" : "plan",
       requireState: false,
     });
     await discardPlan(planned);
-    const wouldBlock = planned.destroys.length > 0 && !policy.allowDestroy;
+    const blocks = wouldBlock(planned.destroys, policy);
     return {
       report: {
         status: planned.hasChanges ? "changes" : "no-changes",
         summary: planned.summary,
         resources: planned.resources,
-        ...(wouldBlock ? { wouldBlock } : {}),
+        planText: planned.text,
+        ...(blocks ? { wouldBlock: blocks } : {}),
         ...(provisional ? { provisional } : {}),
       },
       outcome: {
@@ -116,7 +118,7 @@ async function planBaselines(
 
 export async function appliedBaselines(context: EngineContext): Promise<Map<string, StackBaseline>> {
   const baselines = new Map<string, StackBaseline>();
-  for (const record of await context.store.listStacks(context.repoId, context.appDir)) {
+  for (const record of await context.store.listStacks(appKey(context))) {
     if (record.lastAppliedCommit && record.lastAppliedHash) {
       const problem = record.lastApplyStatus === "succeeded" ? undefined : record.lastApplyStatus;
       baselines.set(record.stack, {
@@ -133,16 +135,15 @@ async function synthesizedBaselines(
   context: EngineContext,
   commit: string,
 ): Promise<Map<string, StackBaseline>> {
-  let hashes: Record<string, string>;
   try {
-    hashes = await commitHashes(context, commit);
+    const snapshot = await commitSnapshot(context, commit);
+    return new Map(snapshot.stacks.map((stack) => [stack.name, { commit, hash: stack.hash }]));
   } catch (error) {
     // A baseline that does not synthesize compares with nothing: every stack is affected.
     if (!isRunnerError(error)) throw error;
     context.logger.warn({ commit, code: error.code }, "baseline does not synthesize");
     return new Map();
   }
-  return new Map(Object.entries(hashes).map(([name, hash]) => [name, { commit, hash }]));
 }
 
 export function skipped(name: string, commit: string, reason: string): StackReport {

@@ -35,6 +35,8 @@ export interface StackReport {
   readonly skippedForFailure?: boolean;
   /** For drift checks: what to tell people, once per drift (not part of the CLI's JSON). */
   readonly driftEvent?: "found" | "changed" | "corrected";
+  /** Terraform's own text of the plan, for people to read (a PR comment; not part of the CLI's JSON). */
+  readonly planText?: string;
 }
 
 export interface CommandReport {

@@ -1,18 +1,38 @@
+import { hostname } from "node:os";
 import { isRunnerError, RunnerError } from "../errors.ts";
-import type { RunKind, RunOutcome } from "../store/store.ts";
+import type { RunKind, RunOutcome } from "../store/records.ts";
 import type { EngineContext } from "./context.ts";
 import { EMPTY_SUMMARY, type StackReport } from "./report.ts";
 
-/** The log of one run: each step's output under a header, in order. */
+/**
+ * The log of one run: each step's output under a header, in order. Every part
+ * is redacted and written to the run's record as it is added, so that what a
+ * run logged survives a crash and can be followed while it runs.
+ */
 export class RunLog {
   readonly #parts: string[] = [];
+  readonly #write: (text: string) => Promise<void>;
+  readonly #redact: (text: string) => string;
+  #written: Promise<void> = Promise.resolve();
+
+  constructor(redact: (text: string) => string, write: (text: string) => Promise<void>) {
+    this.#redact = redact;
+    this.#write = write;
+  }
 
   add(step: string, text: string): void {
-    this.#parts.push(`==> ${step}\n${text.trimEnd()}\n`);
+    const part = this.#redact(`==> ${step}\n${text.trimEnd()}\n`);
+    this.#parts.push(part);
+    this.#written = this.#written.then(() => this.#write(part));
   }
 
   text(): string {
     return this.#parts.join("");
+  }
+
+  /** Resolves when every part is in the record. */
+  flushed(): Promise<void> {
+    return this.#written;
   }
 }
 
@@ -28,7 +48,7 @@ export interface RunScope {
 
 export interface RunResult {
   readonly report: Omit<StackReport, "runId" | "name" | "commit">;
-  readonly outcome: Omit<RunOutcome, "log">;
+  readonly outcome: RunOutcome;
 }
 
 /** Errors the user must act on (shown as failed); anything else is the runner's own fault (errored). */
@@ -46,8 +66,12 @@ const USER_FACING = new Set([
 ]);
 
 /**
- * Records one run of one stack around `body`: started before it, finished
- * after it with its outcome and log, whatever happens.
+ * Records one run of one stack around `body`: started before it, its log
+ * written as it goes, finished after it with its outcome, whatever happens.
+ * Failures the user must act on are `failed` with their message; the
+ * runner's own faults are `errored`, and what people see of them (a pull
+ * request, a chat message) is a short coded line while the detail goes to the
+ * operator's log.
  */
 export async function recordedRun(
   context: EngineContext,
@@ -59,7 +83,6 @@ export async function recordedRun(
   const id = context.newRunId();
   const started = performance.now();
   const logger = context.logger.child({ runId: id, stack, commit, kind });
-  const log = new RunLog();
   await context.store.startRun({
     id,
     kind,
@@ -68,15 +91,24 @@ export async function recordedRun(
     stack,
     commit,
     trigger: context.trigger,
+    host: hostname(),
+    ...(context.eventId ? { eventId: context.eventId } : {}),
   });
+  const log = new RunLog(context.redact, (text) =>
+    context.store.appendRunLog(id, text).catch((error: unknown) => {
+      logger.error({ err: error }, "the run's log could not be written");
+    }),
+  );
+  let currentStep = "start";
   const scope: RunScope = {
     id,
     log,
     async step(name, work) {
-      const started = performance.now();
+      const stepStarted = performance.now();
+      currentStep = name;
       try {
         const result = await work();
-        logger.info({ step: name, durationMs: Math.round(performance.now() - started) }, "step finished");
+        logger.info({ step: name, durationMs: Math.round(performance.now() - stepStarted) }, "step finished");
         return result;
       } catch (error) {
         logger.warn({ step: name, code: isRunnerError(error) ? error.code : undefined }, "step failed");
@@ -87,9 +119,7 @@ export async function recordedRun(
         throw new RunnerError(
           isRunnerError(error) ? error.code : "EXEC_FAILED",
           `${subject}: ${name}: ${detail}`,
-          {
-            cause: error,
-          },
+          { cause: error },
         );
       }
     },
@@ -99,21 +129,13 @@ export async function recordedRun(
   try {
     result = await body(scope);
   } catch (error) {
-    const code = isRunnerError(error) ? error.code : "INTERNAL";
-    const message = error instanceof Error ? error.message : String(error);
-    const userFacing = USER_FACING.has(code);
-    const cancelled = code === "EXEC_CANCELLED";
-    if (!userFacing && !cancelled) logger.error({ err: error }, "run errored");
-    result = {
-      report: { status: "failed", summary: EMPTY_SUMMARY, resources: [], error: { code, message } },
-      outcome: {
-        status: cancelled ? "cancelled" : userFacing ? "failed" : "errored",
-        result: "failed",
-        error: { code, message },
-      },
-    };
+    result = failedResult(error, { runId: id, stack, step: currentStep }, context.redact);
+    if (result.outcome.status === "errored") {
+      logger.error({ err: error, step: currentStep }, "run errored: the runner's own fault");
+    }
   }
-  await context.store.finishRun(id, { ...result.outcome, log: log.text() });
+  await log.flushed();
+  await context.store.finishRun(id, result.outcome);
   context.onRunFinished?.({
     id,
     kind,
@@ -123,4 +145,24 @@ export async function recordedRun(
   });
   logger.info({ status: result.outcome.status, result: result.outcome.result }, "run finished");
   return { name: stack, commit, runId: id, ...result.report };
+}
+
+/** What a run that threw becomes: failed (the user's to act on), cancelled, or errored (the runner's). */
+export function failedResult(
+  error: unknown,
+  where: { readonly runId: string; readonly stack: string; readonly step: string },
+  redact: (text: string) => string,
+): RunResult {
+  const code = isRunnerError(error) ? error.code : "INTERNAL";
+  const message = redact(error instanceof Error ? error.message : String(error));
+  const status = code === "EXEC_CANCELLED" ? "cancelled" : USER_FACING.has(code) ? "failed" : "errored";
+  const subject = where.stack === APP ? "app" : `stack ${where.stack}`;
+  const shown =
+    status === "errored"
+      ? `${subject}: ${where.step}: the runner failed (${code}); the operator's log has the details of run ${where.runId}`
+      : message;
+  return {
+    report: { status: "failed", summary: EMPTY_SUMMARY, resources: [], error: { code, message: shown } },
+    outcome: { status, result: "failed", error: { code, message } },
+  };
 }

@@ -1,9 +1,8 @@
-import { copyFile, cp, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { RunnerError } from "../errors.ts";
 import { exists } from "../fs.ts";
-import type { StackPolicy } from "../policy/policy.ts";
-import { STATE_OVERRIDE_FILE, writeStateOverride } from "../state/local-state.ts";
+import { LOCK_FILE } from "../state/applied-dir.ts";
 import { type EngineVersion, providerVersions } from "../terraform/cli.ts";
 import {
   destroys,
@@ -14,29 +13,38 @@ import {
   summarize,
 } from "../terraform/plan-json.ts";
 import { redactPlan } from "../terraform/redact.ts";
-import { appliedDir, type EngineContext, stateLocation } from "./context.ts";
+import { type EngineContext, type EnvPurpose, stackLockKey } from "./context.ts";
+import { waitUntilUnlocked } from "./lock.ts";
+import { EMPTY_SUMMARY } from "./report.ts";
 import type { RunScope } from "./stack-run.ts";
-
-const LOCK_FILE = ".terraform.lock.hcl";
 
 export interface PlannedStack {
   readonly dir: string;
   readonly planFile: string;
-  readonly plan: PlanJson;
+  /** The plan JSON; undefined when the plan has no changes (show -json is not run for those). */
+  readonly plan?: PlanJson;
   readonly hasChanges: boolean;
   readonly summary: PlanSummary;
   readonly resources: readonly ResourceChange[];
   readonly destroys: readonly ResourceChange[];
   readonly version: EngineVersion;
+  /** Terraform's own text of the plan, for people to read. */
+  readonly text: string;
+  /** What Terraform needs to reach the stack's state (e.g. the database's address). */
+  readonly stateEnv: Readonly<Record<string, string>>;
 }
 
 export interface PlanStackOptions {
-  readonly purpose: "plan" | "apply";
+  readonly purpose: EnvPurpose;
   /** Refuse to plan from an empty state when the records say the stack was applied. */
   readonly requireState: boolean;
 }
 
-/** init, plan to a saved file (only the runner can read it), and show -json, in the stack's folder. */
+/**
+ * init, plan to a saved file (only the runner can read it), and, when the plan
+ * has changes, show -json, in the stack's folder. A plan that is not part of
+ * an apply first waits (bounded) for an apply of the stack to end.
+ */
 export async function planStack(
   context: EngineContext,
   scope: RunScope,
@@ -44,19 +52,23 @@ export async function planStack(
   dir: string,
   options: PlanStackOptions,
 ): Promise<PlannedStack> {
-  const env = context.stackEnv(stack, options.purpose);
+  if (options.purpose !== "apply") {
+    await scope.step("wait for apply", () => waitUntilUnlocked(context, stackLockKey(context, stack)));
+  }
   const state = await scope.step("prepare", async () => {
-    const file = await writeStateOverride(dir, stack, stateLocation(context));
-    if (file && options.requireState && !(await exists(file))) {
+    const prepared = await context.state.prepare(dir, stack);
+    if (prepared && options.requireState && !(await context.state.hasState(stack))) {
       throw new RunnerError(
         "STATE_MISSING",
-        `the records say this stack was applied, but its state file ${file} is missing; refusing to plan from an empty state`,
+        `the records say this stack was applied, but its state (${prepared.where}) is empty; refusing to plan from an empty state`,
       );
     }
     await restoreLockFile(context, stack, dir);
-    return file;
+    return prepared;
   });
-  if (state) scope.log.add("state", state);
+  if (state) scope.log.add("state", state.where);
+  const stateEnv = state?.env ?? {};
+  const env = { ...context.stackEnv(stack, options.purpose), ...stateEnv };
 
   scope.log.add(
     "init",
@@ -71,6 +83,19 @@ export async function planStack(
     context.terraform.plan(dir, planFile, callOptions(context, scope, env)),
   );
   scope.log.add("plan", outcome.log);
+  if (!outcome.hasChanges) {
+    return {
+      dir,
+      planFile,
+      hasChanges: false,
+      summary: EMPTY_SUMMARY,
+      resources: [],
+      destroys: [],
+      version,
+      text: outcome.log,
+      stateEnv,
+    };
+  }
   const plan = await scope.step("show", () =>
     context.terraform.show(dir, planFile, callOptions(context, scope, env)),
   );
@@ -78,11 +103,13 @@ export async function planStack(
     dir,
     planFile,
     plan,
-    hasChanges: outcome.hasChanges,
+    hasChanges: true,
     summary: summarize(plan),
     resources: resourceChanges(plan),
     destroys: destroys(plan),
     version,
+    text: outcome.log,
+    stateEnv,
   };
 }
 
@@ -91,22 +118,11 @@ export function planRecord(planned: PlannedStack) {
   return {
     summary: planned.summary,
     resources: planned.resources,
-    plan: redactPlan(planned.plan),
+    ...(planned.plan ? { plan: redactPlan(planned.plan) } : {}),
     engine: planned.version.engine,
     engineVersion: planned.version.version,
     providers: planned.version.providers,
   };
-}
-
-/** Why a plan may not be applied as it is, or undefined when it may. */
-export function destroyGuard(
-  planned: PlannedStack,
-  policy: StackPolicy,
-  allowDestroy: boolean,
-): string | undefined {
-  if (planned.destroys.length === 0 || policy.allowDestroy || allowDestroy) return undefined;
-  const addresses = planned.destroys.map((resource) => resource.address).join(", ");
-  return `the plan destroys or replaces ${planned.destroys.length} resource(s) (${addresses}) and the policy does not allow destroy; approve this plan with --allow-destroy or set allowDestroy in the policy`;
 }
 
 /** Applies exactly the saved plan file, then keeps the applied folder for drift checks. */
@@ -117,7 +133,7 @@ export async function applyPlanned(
   planned: PlannedStack,
   commit: string,
 ): Promise<void> {
-  const env = context.stackEnv(stack, "apply");
+  const env = { ...context.stackEnv(stack, "apply"), ...planned.stateEnv };
   try {
     const output = await scope.step("apply", () =>
       context.terraform.apply(planned.dir, planned.planFile, callOptions(context, scope, env)),
@@ -126,7 +142,7 @@ export async function applyPlanned(
   } finally {
     await rm(planned.planFile, { force: true });
   }
-  await scope.step("keep applied folder", () => keepAppliedDir(context, stack, planned.dir, commit));
+  await scope.step("keep applied folder", () => context.applied.keep(stack, planned.dir, commit));
 }
 
 /** Removes a plan file that will not be applied. */
@@ -146,36 +162,15 @@ export async function acceptUnchanged(
   commit: string,
 ): Promise<void> {
   await discardPlan(planned);
-  await scope.step("keep applied folder", () => keepAppliedDir(context, stack, planned.dir, commit));
-}
-
-async function keepAppliedDir(
-  context: EngineContext,
-  stack: string,
-  dir: string,
-  commit: string,
-): Promise<void> {
-  const target = appliedDir(context, stack);
-  const staging = `${target}.partial`;
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
-  await cp(dir, staging, {
-    recursive: true,
-    filter: (source) => {
-      const name = path.basename(source);
-      return name !== ".terraform" && name !== STATE_OVERRIDE_FILE && !name.endsWith(".tfplan");
-    },
-  });
-  await writeFile(path.join(staging, "COMMIT"), `${commit}\n`);
-  await rm(target, { recursive: true, force: true });
-  await rename(staging, target);
+  await scope.step("keep applied folder", () => context.applied.keep(stack, planned.dir, commit));
 }
 
 /** Reuses the provider lock file kept from the stack's last apply, unless the app ships its own. */
 async function restoreLockFile(context: EngineContext, stack: string, dir: string): Promise<void> {
-  const kept = path.join(appliedDir(context, stack), LOCK_FILE);
   const local = path.join(dir, LOCK_FILE);
-  if (!(await exists(local)) && (await exists(kept))) await copyFile(kept, local);
+  if (await exists(local)) return;
+  const kept = await context.applied.lockFile(stack);
+  if (kept) await writeFile(local, kept);
 }
 
 /** Call options: the stack's environment, the cancel signal, and recording of the process group. */

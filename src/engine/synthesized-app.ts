@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { type Policy, readPolicy } from "../policy/policy.ts";
+import { outputDir } from "../state/data-dir.ts";
 import { installDependencies } from "../synth/dependencies.ts";
 import { stackHash } from "../synth/stack-hash.ts";
 import { synthesize } from "../synth/synthesize.ts";
@@ -26,7 +27,7 @@ export interface SynthesizedApp {
 
 /** Checks a commit out, installs the app's dependencies, synthesizes it and hashes each stack. */
 export async function synthesizeCommit(context: EngineContext, commit: string): Promise<SynthesizedApp> {
-  const workDir = path.join(workRoot(context), `${commit.slice(0, 12)}-${randomUUID().slice(0, 8)}`);
+  const workDir = path.join(workRoot(context.dataDir), `${commit.slice(0, 12)}-${randomUUID().slice(0, 8)}`);
   const checkoutDir = path.join(workDir, "checkout");
   const removeCheckout = await context.repository.checkout(commit, checkoutDir);
   const dispose = async () => {
@@ -39,6 +40,7 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       cacheDir: dependencyCacheDir(context.dataDir),
       env: context.toolEnv,
       timeoutMs: context.installTimeoutMs,
+      tempDir: outputDir(context.dataDir),
       allowInstallScripts: context.allowInstallScripts,
       ...(context.signal ? { signal: context.signal } : {}),
     });
@@ -48,6 +50,7 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       outDir,
       env: context.toolEnv,
       timeoutMs: context.synthTimeoutMs,
+      tempDir: outputDir(context.dataDir),
       maxOldSpaceMb: context.synthMaxOldSpaceMb,
       ...(context.signal ? { signal: context.signal } : {}),
     });
@@ -59,11 +62,6 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
     context.logger.info(
       { commit, stacks: stacks.length, durationMs: Math.round(synth.durationMs) },
       "synthesized",
-    );
-    await context.onSynthesized?.(
-      commit,
-      new Map(stacks.map((stack) => [stack.name, stack.dependencies])),
-      policy,
     );
     return { commit, stacks, policy, dispose };
   } catch (error) {

@@ -20,6 +20,8 @@ export interface Repository {
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** Checks a commit out into `dir`; returns a function that removes it. */
   checkout(commit: string, dir: string): Promise<() => Promise<void>>;
+  /** Forgets checkouts whose folders are gone (a process that died left them registered). */
+  pruneCheckouts(): Promise<void>;
 }
 
 export interface GitRepositoryOptions {
@@ -39,6 +41,8 @@ export async function openRepository(options: GitRepositoryOptions): Promise<Git
 export class GitRepository implements Repository {
   readonly #options: GitRepositoryOptions;
   #mirror: SimpleGit | undefined;
+  /** Commands that change the mirror run one at a time: workers share it. */
+  #changing: Promise<unknown> = Promise.resolve();
 
   constructor(options: GitRepositoryOptions) {
     this.#options = options;
@@ -61,7 +65,7 @@ export class GitRepository implements Repository {
 
   async fetch(): Promise<void> {
     try {
-      await this.#git.fetch(["--prune", "--quiet", "origin"]);
+      await this.#serially(() => this.#git.fetch(["--prune", "--quiet", "origin"]));
     } catch (error) {
       throw new RunnerError(
         "GIT_UNREACHABLE",
@@ -105,11 +109,21 @@ export class GitRepository implements Repository {
 
   async checkout(commit: string, dir: string): Promise<() => Promise<void>> {
     await mkdir(path.dirname(dir), { recursive: true });
-    await this.#raw(["worktree", "add", "--detach", "--force", dir, commit]);
+    await this.#serially(() => this.#raw(["worktree", "add", "--detach", "--force", dir, commit]));
     return async () => {
       await rm(dir, { recursive: true, force: true });
-      await this.#raw(["worktree", "prune"]);
+      await this.pruneCheckouts();
     };
+  }
+
+  async pruneCheckouts(): Promise<void> {
+    await this.#serially(() => this.#raw(["worktree", "prune"]));
+  }
+
+  #serially<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#changing.then(work, work);
+    this.#changing = result.catch(() => undefined);
+    return result;
   }
 
   async #raw(args: string[]): Promise<string> {

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { RunnerError } from "../errors.ts";
 import { githubDelivery, gitlabDelivery } from "../forge/webhooks.ts";
 import type { RunFilter, ServiceApi, TriggerKind } from "../service/api.ts";
-import type { RunKind, RunRecord, RunStatus } from "../store/store.ts";
+import type { RunKind, RunRecord, RunStatus, RunSummary } from "../store/records.ts";
 
 /**
  * The HTTP edge of `serve`: health, metrics, the generic webhook, the JSON API
@@ -386,7 +386,7 @@ function parseJson(raw: Buffer): unknown {
 // --- Run views ------------------------------------------------------------------------
 
 /** A run in a list: everything but the log and the plan, which can be large. */
-function listView(run: RunRecord): Omit<RunRecord, "log" | "plan"> {
+function listView(run: RunSummary & { log?: unknown; plan?: unknown }): RunSummary {
   const { log: _log, plan: _plan, ...view } = run;
   return view;
 }

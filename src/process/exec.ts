@@ -1,4 +1,4 @@
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -24,6 +24,12 @@ export interface ExecOptions {
   readonly maxOutputBytes?: number;
   /** Told the child's process group id once it runs (it leads its own group). */
   readonly onSpawn?: (pgid: number) => void;
+  /**
+   * Where the child's output is captured while it runs: the runner's data
+   * directory (private, cleaned by recovery); the system's temporary folder
+   * when unset.
+   */
+  readonly tempDir?: string;
 }
 
 export interface ExecResult {
@@ -44,7 +50,9 @@ export async function exec(file: string, args: readonly string[], options: ExecO
 
   // Output goes to files, not pipes: a child outlives a runner killed with
   // SIGKILL (it leads its own group) and must not die writing to a closed pipe.
-  const outputDir = await mkdtemp(path.join(tmpdir(), "gitops-runner-exec-"));
+  const parent = options.tempDir ?? tmpdir();
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  const outputDir = await mkdtemp(path.join(parent, "exec-"));
   const stdoutFile = path.join(outputDir, "stdout");
   const stderrFile = path.join(outputDir, "stderr");
   // Descriptors, not execa's { file } (which streams through this process).

@@ -1,5 +1,5 @@
 import type { ForgeEvent } from "../forge/webhooks.ts";
-import type { RunKind, RunRecord, RunStatus } from "../store/store.ts";
+import type { DriftStatus, RunKind, RunRecord, RunStatus, RunSummary } from "../store/records.ts";
 
 /**
  * What the HTTP layer may ask of the running service. Declared here, where the
@@ -22,6 +22,7 @@ export interface StackView {
   readonly lastAppliedCommit?: string;
   readonly lastAppliedAt?: string;
   readonly driftCheckedAt?: string;
+  readonly driftStatus?: DriftStatus;
   /** The newest run of this stack, if any. */
   readonly lastRunId?: string;
 }
@@ -57,7 +58,8 @@ export interface Readiness {
 export interface ServiceApi {
   readiness(): Promise<Readiness>;
   listStacks(): Promise<StackView[]>;
-  listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /** Runs newest first, without their logs and plans. */
+  listRuns(filter: RunFilter): Promise<RunSummary[]>;
   getRun(id: string): Promise<RunRecord | undefined>;
   /** Persists a trigger; throws RunnerError STACK_UNKNOWN for a stack the app does not have. */
   trigger(request: TriggerRequest): Promise<Accepted>;

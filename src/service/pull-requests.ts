@@ -12,14 +12,12 @@ import {
   statusDescription,
 } from "../forge/comment.ts";
 import type { CommitState, Forge } from "../forge/forge.ts";
-import type { Store } from "../store/store.ts";
 
 export const PLAN_STATUS = "gitops-runner/plan";
 export const APPLY_STATUS = "gitops-runner/apply";
 
 export interface PullRequestOptions {
   readonly forge: Forge;
-  readonly store: Store;
   readonly allowForks: boolean;
   readonly runUrl?: (runId: string) => string;
 }
@@ -63,7 +61,7 @@ export class PullRequestFlow {
     // A newer head of this pull request cancelled this plan: it tells the story instead.
     if (context.signal?.aborted) return;
 
-    const details = await this.#details(report);
+    const details = planDetails(report);
     const bodies = renderPlanComment(
       { report, headSha: head, details, notices, ...(runUrl ? { runUrl } : {}) },
       forge.maxCommentLength,
@@ -110,16 +108,6 @@ export class PullRequestFlow {
     }));
   }
 
-  async #details(report: CommandReport): Promise<StackPlanDetail[]> {
-    const details: StackPlanDetail[] = [];
-    for (const stack of report.stacks) {
-      if (!stack.runId) continue;
-      const run = await this.#options.store.getRun(stack.runId);
-      details.push({ name: stack.name, changes: planSection(run?.log ?? "") });
-    }
-    return details;
-  }
-
   /** Updates the comments carrying the marker in place, adds parts, removes extra ones. */
   async #upsert(number: number, marker: string, bodies: readonly string[]): Promise<void> {
     const { comments } = this.#options.forge;
@@ -146,15 +134,16 @@ export class PullRequestFlow {
   }
 }
 
-/** The human plan of a run's log: the part under "==> plan", from the changes on. */
-function planSection(log: string): string {
-  const start = log.indexOf("==> plan\n");
-  if (start === -1) return "";
-  const rest = log.slice(start + "==> plan\n".length);
-  const end = rest.indexOf("\n==> ");
-  const section = end === -1 ? rest : rest.slice(0, end);
-  const changes = section.indexOf("Terraform will perform");
-  const tofuChanges = section.indexOf("OpenTofu will perform");
-  const from = [changes, tofuChanges].filter((index) => index >= 0).sort((a, b) => a - b)[0] ?? 0;
-  return section.slice(from).trim();
+/** The human plan of each stack that ran, as Terraform printed it, from the changes on. */
+function planDetails(report: CommandReport): StackPlanDetail[] {
+  return report.stacks
+    .filter((stack) => stack.runId)
+    .map((stack) => ({ name: stack.name, changes: changesOf(stack.planText ?? "") }));
+}
+
+function changesOf(text: string): string {
+  const starts = ["Terraform will perform", "OpenTofu will perform"]
+    .map((marker) => text.indexOf(marker))
+    .filter((index) => index >= 0);
+  return text.slice(starts.length > 0 ? Math.min(...starts) : 0).trim();
 }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { CronExpressionParser } from "cron-parser";
-import type { Schedule } from "../policy/policy.ts";
+import type { Schedule, StackPolicy } from "../policy/policy.ts";
 
 export interface DriftTiming {
   /** When the stack's last drift check ended (or it was applied, if never checked). */
@@ -42,4 +42,42 @@ export function nextDriftCheck(
 function jitter(stack: string, period: number, percent: number): number {
   const fraction = createHash("sha256").update(stack).digest().readUInt32BE(0) / 0xffffffff;
   return Math.floor(fraction * period * (percent / 100));
+}
+
+/** What the scheduler knows of one applied stack. */
+export interface DriftCandidate {
+  readonly stack: string;
+  readonly policy: StackPolicy;
+  /** When the last drift check ended, else when the stack was applied. */
+  readonly lastCheckedAt: Date;
+  readonly failures: number;
+  /** An apply or correction holds the stack. */
+  readonly locked: boolean;
+  /** A drift check of the stack is queued or running already. */
+  readonly queued: boolean;
+}
+
+/**
+ * The stacks whose drift check is due now: applied, in the app, drift not off,
+ * not suspended, not held by an apply, not already queued, and past their
+ * next check time. Pure: a function of stored records, policies and the clock.
+ */
+export function dueDriftChecks(
+  candidates: readonly DriftCandidate[],
+  now: Date,
+  jitterPercent: number,
+): string[] {
+  return candidates
+    .filter((candidate) => candidate.policy.drift !== "off" && !candidate.policy.suspended)
+    .filter((candidate) => !candidate.locked && !candidate.queued)
+    .filter(
+      (candidate) =>
+        nextDriftCheck(
+          candidate.stack,
+          candidate.policy.driftSchedule,
+          { lastCheckedAt: candidate.lastCheckedAt, failures: candidate.failures },
+          jitterPercent,
+        ).getTime() <= now.getTime(),
+    )
+    .map((candidate) => candidate.stack);
 }

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { StateBackend } from "../engine/context.ts";
+import { exists } from "../fs.ts";
 
 /**
  * Stacks with no backend or a local one keep their state in the data directory,
@@ -108,4 +110,22 @@ export async function writeStateOverride(
 /** cdktf names a local state file terraform.<stack>.tfstate. */
 function producerOf(statePath: string | undefined): string | undefined {
   return statePath ? /^terraform\.(.+)\.tfstate$/.exec(path.basename(statePath))?.[1] : undefined;
+}
+
+/** State in files of the data directory (the embedded default, one runner). */
+export class LocalStateBackend implements StateBackend {
+  readonly #location: StateLocation;
+
+  constructor(location: StateLocation) {
+    this.#location = location;
+  }
+
+  async prepare(stackDir: string, stack: string) {
+    const file = await writeStateOverride(stackDir, stack, this.#location);
+    return file ? { where: file, env: {} } : undefined;
+  }
+
+  hasState(stack: string): Promise<boolean> {
+    return exists(stateFile(this.#location, stack));
+  }
 }

@@ -11,6 +11,8 @@ export interface DependencyOptions {
   /** The allow-listed environment npm runs with. */
   readonly env: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** Where output is captured while the command runs (see ExecOptions.tempDir). */
+  readonly tempDir?: string;
   /** Install scripts are off unless the operator turns them on. */
   readonly allowInstallScripts: boolean;
   readonly signal?: AbortSignal;
@@ -91,6 +93,7 @@ async function installInto(
       cwd: staging,
       env: options.env,
       timeoutMs: options.timeoutMs,
+      ...(options.tempDir ? { tempDir: options.tempDir } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     await writeFile(path.join(staging, COMPLETE_MARKER), "");

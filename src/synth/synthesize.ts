@@ -13,6 +13,8 @@ export interface SynthOptions {
   /** The allow-listed environment for the app; see synthEnvironment. */
   readonly env: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** Where output is captured while the command runs (see ExecOptions.tempDir). */
+  readonly tempDir?: string;
   /** Heap cap for the app's Node process, through NODE_OPTIONS. */
   readonly maxOldSpaceMb: number;
   readonly signal?: AbortSignal;
@@ -67,6 +69,7 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
       cwd: options.appDir,
       env,
       timeoutMs: options.timeoutMs,
+      ...(options.tempDir ? { tempDir: options.tempDir } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     durationMs = result.durationMs;

@@ -23,6 +23,8 @@ export interface TerraformCliOptions {
   /** The environment every command gets; per-call variables are added on top. */
   readonly env: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** Where output is captured while a command runs (see ExecOptions.tempDir). */
+  readonly tempDir?: string;
   /** How long to wait for a state lock held by someone else, e.g. "30s". */
   readonly lockTimeout: string;
 }
@@ -127,6 +129,7 @@ export class TerraformCli {
         cwd: dir,
         env: { ...this.#options.env, ...call.env, TF_IN_AUTOMATION: "1", TF_INPUT: "0" },
         timeoutMs: this.#options.timeoutMs,
+        ...(this.#options.tempDir ? { tempDir: this.#options.tempDir } : {}),
         okExitCodes,
         ...(call.signal ? { signal: call.signal } : {}),
         ...(call.onSpawn ? { onSpawn: call.onSpawn } : {}),

@@ -46,6 +46,20 @@ export function redactText(text: string, secrets: readonly string[]): string {
   return pattern ? text.replace(pattern, SENSITIVE) : text;
 }
 
+/** Values shorter than this are not hidden: "1" or "true" would blank out every log line. */
+export const MIN_SECRET_LENGTH = 4;
+
+/**
+ * A function that replaces every occurrence of the given values (as they are,
+ * and as they read inside JSON text) by "(redacted)": for the values the
+ * runner itself injects (its configuration's variables, tokens, webhook
+ * secrets), wherever text is stored, served, logged, posted or notified.
+ */
+export function secretRedactor(values: Iterable<string>): (text: string) => string {
+  const pattern = secretPattern([...values].filter((value) => value.length >= MIN_SECRET_LENGTH));
+  return pattern ? (text) => text.replace(pattern, "(redacted)") : (text) => text;
+}
+
 function valueSlots(plan: PlanJson): ValueSlot[] {
   const slots: ValueSlot[] = [];
   const deferred = records(plan.deferred_changes).map((entry) => entry.resource_change);

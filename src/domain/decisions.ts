@@ -1,0 +1,124 @@
+import type { StackPolicy } from "../policy/policy.ts";
+import type { ResourceChange } from "../terraform/plan-json.ts";
+
+/**
+ * What to do with a plan, decided from plain data: apply it, accept that
+ * there is nothing to apply, block it, correct drift or only report it. The
+ * workflows in src/engine/ carry these decisions out.
+ */
+
+/** What an apply sees of its plan. */
+export interface PlanFacts {
+  readonly hasChanges: boolean;
+  readonly resources: readonly ResourceChange[];
+  /** Changes whose actions include delete (both orders of replace). */
+  readonly destroys: readonly ResourceChange[];
+}
+
+export interface ApplyRules {
+  readonly policy: StackPolicy;
+  /** A person approved destroying (--allow-destroy). */
+  readonly allowDestroy: boolean;
+  /** The service applies merges only where autoApply is on; the CLI applies what it is told. */
+  readonly honourAutoApply: boolean;
+  /** A person approved this blocked plan: the new plan must make the same changes. */
+  readonly approval?: { readonly runId: string; readonly resources: readonly ResourceChange[] };
+}
+
+export type ApplyDecision =
+  | { readonly kind: "apply" }
+  | { readonly kind: "accept-unchanged" }
+  | { readonly kind: "block"; readonly reason: string };
+
+export function decideApply(plan: PlanFacts, rules: ApplyRules): ApplyDecision {
+  if (rules.approval) {
+    if (!sameChanges(plan.resources, rules.approval.resources)) {
+      return {
+        kind: "block",
+        reason: `the plan differs from the one approved in run ${rules.approval.runId}; review the new plan and approve it`,
+      };
+    }
+  } else {
+    const blocked = destroyGuard(plan.destroys, rules.policy, rules.allowDestroy);
+    if (blocked) return { kind: "block", reason: blocked };
+    if (rules.honourAutoApply && !rules.policy.autoApply && plan.hasChanges) {
+      return { kind: "block", reason: "autoApply is off for this stack: approve the run to apply this plan" };
+    }
+  }
+  return plan.hasChanges ? { kind: "apply" } : { kind: "accept-unchanged" };
+}
+
+/** Why a plan that destroys may not be applied as it is, or undefined when it may. */
+export function destroyGuard(
+  destroys: readonly ResourceChange[],
+  policy: StackPolicy,
+  allowDestroy: boolean,
+): string | undefined {
+  if (destroys.length === 0 || policy.allowDestroy || allowDestroy) return undefined;
+  const addresses = destroys.map((resource) => resource.address).join(", ");
+  return `the plan destroys or replaces ${destroys.length} resource(s) (${addresses}) and the policy does not allow destroy; approve this plan with --allow-destroy or set allowDestroy in the policy`;
+}
+
+/** Whether two plans make the same changes: the same resources with the same actions. */
+export function sameChanges(a: readonly ResourceChange[], b: readonly ResourceChange[]): boolean {
+  const key = (resources: readonly ResourceChange[]) =>
+    JSON.stringify(resources.map((resource) => [resource.address, resource.actions]).sort());
+  return key(a) === key(b);
+}
+
+/** A plan preview of a pull request shows `wouldBlock` where the apply would stop. */
+export function wouldBlock(destroys: readonly ResourceChange[], policy: StackPolicy): boolean {
+  return destroys.length > 0 && !policy.allowDestroy;
+}
+
+// --- drift ------------------------------------------------------------------------
+
+export type CorrectMode = "all" | "policy" | "none";
+
+/**
+ * Whether a drift check of a stack would correct what it finds; decided
+ * before planning, since a correction plans with the apply credentials. A
+ * pending stack is never corrected: its pending apply will settle it.
+ */
+export function correctsDrift(policy: StackPolicy, pending: boolean, mode: CorrectMode): boolean {
+  if (pending || policy.drift === "off") return false;
+  return mode === "all" || (mode === "policy" && policy.drift === "correct");
+}
+
+export type DriftDecision =
+  | { readonly kind: "in-sync" }
+  | {
+      readonly kind: "report";
+      readonly fingerprint: string;
+      /** What to tell people: on first detection and when what drifted changes, else nothing. */
+      readonly notify?: "found" | "changed";
+    }
+  | { readonly kind: "block"; readonly fingerprint: string; readonly reason: string }
+  | { readonly kind: "correct" };
+
+export interface DriftFacts {
+  readonly drifted: boolean;
+  /** Identifies what drifted, so that the same drift is reported once. */
+  readonly fingerprint: string;
+  readonly destroys: readonly ResourceChange[];
+}
+
+export function decideDrift(
+  facts: DriftFacts,
+  corrects: boolean,
+  policy: StackPolicy,
+  previous: { readonly status?: string; readonly fingerprint?: string },
+): DriftDecision {
+  if (!facts.drifted) return { kind: "in-sync" };
+  if (!corrects) {
+    const notify =
+      previous.status !== "drifted"
+        ? "found"
+        : previous.fingerprint !== facts.fingerprint
+          ? "changed"
+          : undefined;
+    return { kind: "report", fingerprint: facts.fingerprint, ...(notify ? { notify } : {}) };
+  }
+  const blocked = destroyGuard(facts.destroys, policy, false);
+  return blocked ? { kind: "block", fingerprint: facts.fingerprint, reason: blocked } : { kind: "correct" };
+}

@@ -1,0 +1,158 @@
+import type { StackPolicy } from "../policy/policy.ts";
+import type { PlanSummary, ResourceChange } from "../terraform/plan-json.ts";
+
+/**
+ * What the runner keeps, as plain records. The ports that read and write them
+ * are declared by the code that uses them (the engine, the workers, the
+ * views); the SQL store implements them all, on SQLite and on PostgreSQL.
+ */
+export type RunKind = "synth" | "plan" | "apply" | "drift";
+export type RunStatus =
+  | "queued"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "errored"
+  | "blocked"
+  | "cancelled"
+  | "interrupted";
+
+/** The app a runner watches: a repository and the app's folder in it. */
+export interface AppKey {
+  readonly repoId: string;
+  /** The app's folder in the repository, "" for the root. */
+  readonly appDir: string;
+}
+
+export interface StackKey extends AppKey {
+  readonly stack: string;
+}
+
+export interface NewRun extends StackKey {
+  readonly id: string;
+  readonly kind: RunKind;
+  readonly commit: string;
+  readonly trigger: string;
+  readonly pr?: number;
+}
+
+export interface RunOutcome {
+  readonly status: RunStatus;
+  /** The stack result word shown to people: changes, applied, drifted, blocked... */
+  readonly result: string;
+  readonly summary?: PlanSummary;
+  readonly resources?: readonly ResourceChange[];
+  /** The redacted plan JSON. */
+  readonly plan?: unknown;
+  readonly engine?: string;
+  readonly engineVersion?: string;
+  readonly providers?: Readonly<Record<string, string>>;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+export interface RunRecord extends NewRun, Partial<Omit<RunOutcome, "status">> {
+  readonly status: RunStatus;
+  readonly startedAt: string;
+  readonly endedAt?: string;
+  /** Each step's output under a header, as far as the run got. */
+  readonly log?: string;
+}
+
+/** A run without its log and plan, which can be large: what lists show. */
+export type RunSummary = Omit<RunRecord, "log" | "plan">;
+
+export interface RunFilter extends Partial<StackKey> {
+  readonly kind?: RunKind;
+  readonly status?: RunStatus;
+  /** Newest first; at most this many. */
+  readonly limit: number;
+}
+
+export type ApplyStatus = "succeeded" | "failed" | "blocked";
+export type DriftStatus = "in-sync" | "drifted" | "corrected";
+
+export interface StackRecord extends StackKey {
+  readonly lastAppliedCommit?: string;
+  readonly lastAppliedHash?: string;
+  readonly lastAppliedAt?: string;
+  readonly lastApplyStatus?: ApplyStatus;
+  readonly driftStatus?: DriftStatus;
+  readonly driftFingerprint?: string;
+  readonly driftCheckedAt?: string;
+  /** Drift checks that failed in a row, for backing off. */
+  readonly driftFailures: number;
+}
+
+/** What a synthesized commit holds: its stacks, their dependencies, hashes and policies. */
+export interface SnapshotStack {
+  readonly name: string;
+  readonly dependencies: readonly string[];
+  readonly hash: string;
+  readonly policy: StackPolicy;
+}
+
+export interface Snapshot extends AppKey {
+  readonly commit: string;
+  readonly stacks: readonly SnapshotStack[];
+  /** The policy file's path relative to the app folder, when there is one. */
+  readonly policyFile?: string;
+  readonly synthesizedAt: string;
+}
+
+export type EventKind = "poll" | "apply" | "plan" | "drift" | "approve" | "recheck" | "pr-plan";
+export type EventStatus =
+  | "queued"
+  | "running"
+  | "done"
+  | "superseded"
+  | "failed"
+  | "interrupted"
+  | "cancelled";
+
+/** A trigger, persisted before anything acts on it; workers claim queued events. */
+export interface NewEvent {
+  readonly id: string;
+  readonly kind: EventKind;
+  readonly stack?: string;
+  readonly commit?: string;
+  /** Extra data of the trigger, e.g. the run an approval is for. */
+  readonly payload?: Readonly<Record<string, unknown>>;
+  /** Who asked: "poll", "webhook:generic", "api", "schedule", "recovery". */
+  readonly source: string;
+  /** A webhook delivery id: a repeated one is not queued again. */
+  readonly deliveryId?: string;
+  /** The pull request the event is about. */
+  readonly pr?: number;
+  /**
+   * Events of one lane run one at a time, across every replica (e.g. all
+   * applies of the app, or the plans of one pull request).
+   */
+  readonly lane: string;
+}
+
+export interface EventRecord extends NewEvent {
+  readonly status: EventStatus;
+  readonly createdAt: string;
+  readonly claimedBy?: string;
+  readonly error?: string;
+}
+
+export interface PullRequestRecord {
+  readonly number: number;
+  readonly state: "open" | "closed" | "merged";
+  readonly headSha: string;
+  readonly baseRef?: string;
+  readonly fromFork: boolean;
+  readonly url?: string;
+  readonly mergeCommitSha?: string;
+  /** The head whose plan was last posted. */
+  readonly plannedHead?: string;
+  readonly updatedAt: string;
+}
+
+export interface WatchedBranch {
+  readonly branch: string;
+  /** The newest head the runner has acted on (queued an apply for). */
+  readonly headSha?: string;
+  readonly polledAt?: string;
+}
