@@ -4,8 +4,8 @@
 #   - the example stacks' dependencies (npm ci in stacks/, install scripts off);
 #   - a Terraform engine: the pinned OpenTofu (from PATH, from the cache, or built
 #     from the Go module proxy) and, for a second test pass, a terraform on PATH;
-#   - with `test`: the AWS provider in a project-owned filesystem mirror, and
-#     moto's server in a virtual environment.
+#   - with `test`: the AWS provider in a project-owned filesystem mirror,
+#     moto's server in a virtual environment, and PostgreSQL's server binaries.
 # Builds are cached outside the clone, keyed by version, so a second run costs
 # seconds. It writes .toolchain/env.sh, which scripts/run.sh sources.
 #
@@ -180,6 +180,21 @@ if [[ "$purpose" == test ]]; then
 elif [[ -x "$cache/moto/$(pinned .moto)/bin/moto_server" ]]; then
   # A runtime set-up keeps what an earlier test set-up provided.
   moto_server="$cache/moto/$(pinned .moto)/bin/moto_server"
+fi
+
+# --- PostgreSQL's server, for the store's tests and the replica tests ---------------------
+if [[ "$purpose" == test ]]; then
+  pg_bin="$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1 || true)"
+  if [[ -z "$pg_bin" ]]; then
+    say "postgres: no initdb on PATH or in /usr/lib/postgresql; installing Debian's postgresql"
+    started=$(date +%s)
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >&2 ||
+      (apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >&2) ||
+      fail "PostgreSQL's server binaries are missing and apt-get could not install them"
+    say "postgres: installed in $(elapsed "$started")"
+  else
+    say "postgres: server binaries at $(dirname "$pg_bin")"
+  fi
 fi
 
 # --- the environment for scripts/run.sh ----------------------------------------------

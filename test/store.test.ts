@@ -1,0 +1,439 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { setTimeout as delay } from "node:timers/promises";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { parsePolicy } from "../src/policy/policy.ts";
+import { migrate, SCHEMA_VERSION } from "../src/store/migrations.ts";
+import { PostgresDriver } from "../src/store/postgres-driver.ts";
+import type { NewEvent } from "../src/store/records.ts";
+import type { SqlDriver } from "../src/store/sql.ts";
+import { SqlStore } from "../src/store/sql-store.ts";
+import { SqliteDriver } from "../src/store/sqlite-driver.ts";
+import { usePostgres } from "./support/postgres.ts";
+
+/**
+ * The store's own suite, run unchanged against the embedded SQLite file and
+ * against a real PostgreSQL server.
+ */
+const postgres = usePostgres();
+let databases = 0;
+
+interface Engine {
+  readonly name: string;
+  /** A fresh, empty database; `again` opens a second connection to the same one. */
+  open(): Promise<{ driver: () => Promise<SqlDriver> }>;
+}
+
+const engines: Engine[] = [
+  {
+    name: "SQLite",
+    async open() {
+      const dir = await mkdtemp(path.join(tmpdir(), "gitops-runner-store-"));
+      onTestFinished(() => rm(dir, { recursive: true, force: true }));
+      return { driver: async () => new SqliteDriver(path.join(dir, "runner.db")) };
+    },
+  },
+  {
+    name: "PostgreSQL",
+    async open() {
+      const url = await postgres().createDatabase(`store_${++databases}`);
+      return { driver: () => PostgresDriver.connect(url) };
+    },
+  },
+];
+
+const app = { repoId: "infra-0123abcd", appDir: "" };
+const scope = "infra-0123abcd/_";
+const key = (stack: string) => ({ ...app, stack });
+
+async function opened(engine: Engine) {
+  const database = await engine.open();
+  const connect = async () => {
+    const driver = await database.driver();
+    await migrate(driver);
+    const store = new SqlStore(driver);
+    onTestFinished(() => store.close());
+    return store;
+  };
+  return { store: await connect(), connect, database };
+}
+
+function event(id: string, fields: Partial<NewEvent> = {}): NewEvent {
+  return { id, kind: "poll", source: "test", lane: "poll", ...fields };
+}
+
+describe.each(engines)("the store on $name", (engine) => {
+  describe("schema", () => {
+    it("migrates a new database to the newest version, and opening it again changes nothing", async () => {
+      const database = await engine.open();
+      const first = await database.driver();
+      expect(await migrate(first)).toEqual({ from: 0, to: SCHEMA_VERSION });
+      await first.close();
+      const second = await database.driver();
+      expect(await migrate(second)).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+      const versions = await second.all<{ version: number }>(
+        "SELECT version FROM schema_migrations ORDER BY version",
+      );
+      expect(versions.map((row) => Number(row.version))).toEqual(
+        Array.from({ length: SCHEMA_VERSION }, (_, index) => index + 1),
+      );
+      await second.close();
+    });
+
+    it("refuses a database written by a newer runner, and changes nothing in it", async () => {
+      const database = await engine.open();
+      const driver = await database.driver();
+      await migrate(driver);
+      await driver.run("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)", [
+        SCHEMA_VERSION + 1,
+        "from the future",
+        new Date().toISOString(),
+      ]);
+      await expect(migrate(driver)).rejects.toMatchObject({
+        code: "STORE_SCHEMA_NEWER",
+        message: expect.stringContaining(`schema is version ${SCHEMA_VERSION + 1}`),
+      });
+      const count = await driver.get<{ n: number }>("SELECT count(*) AS n FROM schema_migrations");
+      expect(Number(count?.n)).toBe(SCHEMA_VERSION + 1);
+      await driver.close();
+    });
+  });
+
+  describe("runs", () => {
+    it("keeps a run's log as it grows and its outcome, and lists runs newest first without logs", async () => {
+      const { store } = await opened(engine);
+      for (const [index, id] of ["r1", "r2", "r3"].entries()) {
+        await store.startRun({
+          id,
+          kind: index === 2 ? "drift" : "apply",
+          ...key("web"),
+          commit: "c1",
+          trigger: "test",
+        });
+        await delay(2);
+      }
+      await store.appendRunLog("r1", "==> init\nok\n");
+      await store.appendRunLog("r1", "==> plan\n1 to add\n");
+      expect((await store.getRun("r1"))?.log).toBe("==> init\nok\n==> plan\n1 to add\n");
+      await store.finishRun("r1", {
+        status: "succeeded",
+        result: "applied",
+        summary: { add: 1, change: 0, destroy: 0, replace: 0, import: 0 },
+        resources: [{ address: "terraform_data.a", actions: ["create"] }],
+        plan: { format_version: "1.2" },
+        engine: "tofu",
+        engineVersion: "1.12.6",
+        providers: {},
+      });
+      const run = await store.getRun("r1");
+      expect(run).toMatchObject({
+        status: "succeeded",
+        result: "applied",
+        summary: { add: 1 },
+        engine: "tofu",
+      });
+      expect(run?.log).toContain("1 to add");
+
+      const listed = await store.listRuns({ ...app, limit: 2 });
+      expect(listed.map((candidate) => candidate.id)).toEqual(["r3", "r2"]);
+      expect(listed[0]).not.toHaveProperty("log");
+      expect(listed[0]).not.toHaveProperty("plan");
+      expect((await store.listRuns({ ...app, kind: "apply", limit: 10 })).map((r) => r.id)).toEqual([
+        "r2",
+        "r1",
+      ]);
+      expect((await store.listRuns({ ...app, status: "succeeded", limit: 10 })).map((r) => r.id)).toEqual([
+        "r1",
+      ]);
+      expect(await store.latestRunIds(app, ["web", "other"])).toEqual(new Map([["web", "r3"]]));
+    });
+  });
+
+  describe("stacks and snapshots", () => {
+    it("records applies, problems and drift, counting failed checks until one succeeds", async () => {
+      const { store } = await opened(engine);
+      await store.recordApplied(key("web"), "c1", "h1");
+      await store.recordApplyProblem(key("db"), "blocked");
+      await store.recordDrift(key("web"), { status: "failed" });
+      await store.recordDrift(key("web"), { status: "failed" });
+      expect(await store.getStack(key("web"))).toMatchObject({
+        lastAppliedCommit: "c1",
+        lastAppliedHash: "h1",
+        lastApplyStatus: "succeeded",
+        driftFailures: 2,
+      });
+      await store.recordDrift(key("web"), { status: "drifted", fingerprint: "f1" });
+      expect(await store.getStack(key("web"))).toMatchObject({
+        driftStatus: "drifted",
+        driftFingerprint: "f1",
+        driftFailures: 0,
+      });
+      expect((await store.listStacks(app)).map((record) => [record.stack, record.lastApplyStatus])).toEqual([
+        ["db", "blocked"],
+        ["web", "succeeded"],
+      ]);
+    });
+
+    it("keeps a synthesized commit's stacks, dependencies, hashes and policies", async () => {
+      const { store } = await opened(engine);
+      const policy = parsePolicy(
+        "gitops-runner.policy.json",
+        '{"web":{"drift":"correct","driftSchedule":"10s"}}',
+      );
+      await store.saveSnapshot({
+        ...app,
+        commit: "c1",
+        stacks: [
+          { name: "net", dependencies: [], hash: "h-net", policy: policy.forStack("net") },
+          { name: "web", dependencies: ["net"], hash: "h-web", policy: policy.forStack("web") },
+        ],
+        policyFile: "gitops-runner.policy.json",
+      });
+      const snapshot = await store.getSnapshot(app, "c1");
+      expect(snapshot?.stacks[1]).toEqual({
+        name: "web",
+        dependencies: ["net"],
+        hash: "h-web",
+        policy: policy.forStack("web"),
+      });
+      expect(snapshot?.policyFile).toBe("gitops-runner.policy.json");
+      expect(await store.getSnapshot(app, "c2")).toBeUndefined();
+    });
+  });
+
+  describe("the watched branch and pull requests", () => {
+    it("moves the branch head once per new commit, for whichever caller gets there first", async () => {
+      const { store, connect } = await opened(engine);
+      const other = await connect();
+      const moves = await Promise.all([
+        store.advanceHead(app, "main", "c1"),
+        other.advanceHead(app, "main", "c1"),
+      ]);
+      expect(moves.filter(Boolean)).toHaveLength(1);
+      expect(await store.advanceHead(app, "main", "c1")).toBe(false);
+      expect(await store.advanceHead(app, "main", "c2")).toBe(true);
+      expect(await store.getWatchedBranch(app, "main")).toMatchObject({ branch: "main", headSha: "c2" });
+      await store.resetHead(app);
+      expect(await store.advanceHead(app, "main", "c2")).toBe(true);
+    });
+
+    it("keeps pull requests, finds one by its merge commit, and remembers the head last planned", async () => {
+      const { store } = await opened(engine);
+      await store.savePullRequest(app.repoId, {
+        number: 7,
+        state: "open",
+        headSha: "h1",
+        fromFork: false,
+        baseRef: "main",
+      });
+      await store.recordPlannedHead(app.repoId, 7, "h1");
+      await store.savePullRequest(app.repoId, {
+        number: 7,
+        state: "merged",
+        headSha: "h1",
+        fromFork: false,
+        mergeCommitSha: "m1",
+      });
+      expect(await store.pullRequestForMergeCommit(app.repoId, "m1")).toMatchObject({
+        number: 7,
+        state: "merged",
+        baseRef: "main",
+        plannedHead: "h1",
+        fromFork: false,
+      });
+      expect(await store.getPullRequest(app.repoId, 8)).toBeUndefined();
+    });
+  });
+
+  describe("events", () => {
+    it("accepts a delivery id once, and hands out events oldest first, one at a time per lane", async () => {
+      const { store } = await opened(engine);
+      expect(
+        await store.enqueue(scope, event("e1", { lane: "apply", kind: "apply", deliveryId: "d1" })),
+      ).toEqual({
+        id: "e1",
+        duplicate: false,
+      });
+      expect(
+        await store.enqueue(scope, event("e1b", { lane: "apply", kind: "apply", deliveryId: "d1" })),
+      ).toEqual({
+        id: "e1",
+        duplicate: true,
+      });
+      await store.enqueue(scope, event("e2", { lane: "apply", kind: "apply" }));
+      await store.enqueue(scope, event("e3", { lane: "drift:web", kind: "drift", stack: "web" }));
+      await store.enqueue("another/_", event("x1"));
+
+      const first = await store.claimEvent(scope, "w1", 30_000);
+      expect(first?.id).toBe("e1");
+      // e2 shares e1's lane: the next claim skips to the drift check.
+      expect((await store.claimEvent(scope, "w2", 30_000))?.id).toBe("e3");
+      expect(await store.claimEvent(scope, "w3", 30_000)).toBeUndefined();
+      expect(await store.countQueued(scope)).toBe(1);
+      expect((await store.newerQueued(scope, "apply", "e1")).map((candidate) => candidate.id)).toEqual([
+        "e2",
+      ]);
+      await store.finishEvent("e1", "done");
+      expect((await store.claimEvent(scope, "w1", 30_000))?.id).toBe("e2");
+      expect((await store.listOpenEvents(scope, 10)).map((open) => `${open.id} ${open.status}`)).toEqual([
+        "e2 running",
+        "e3 running",
+      ]);
+    });
+
+    it("gives each event to one of many workers claiming at once", async () => {
+      const { store, connect } = await opened(engine);
+      const stores = [store, await connect(), await connect()];
+      for (let index = 0; index < 30; index++) {
+        await store.enqueue(
+          scope,
+          event(`e${index}`, { lane: `plan:s${index % 10}`, kind: "plan", stack: `s${index % 10}` }),
+        );
+      }
+      const claimed: string[] = [];
+      await Promise.all(
+        stores.flatMap((candidate, storeIndex) =>
+          [0, 1, 2].map(async (worker) => {
+            for (;;) {
+              const next = await candidate.claimEvent(scope, `s${storeIndex}w${worker}`, 30_000);
+              if (!next) {
+                if ((await candidate.countQueued(scope)) === 0) return;
+                continue;
+              }
+              claimed.push(next.id);
+              await candidate.finishEvent(next.id, "done");
+            }
+          }),
+        ),
+      );
+      expect(claimed.sort()).toEqual(Array.from({ length: 30 }, (_, index) => `e${index}`).sort());
+    });
+
+    it("renews a lease, reports a cancel asked for, and tells a holder that lost its lease", async () => {
+      const { store } = await opened(engine);
+      await store.enqueue(scope, event("p1", { kind: "pr-plan", lane: "pr:4", pr: 4 }));
+      await store.enqueue(scope, event("p2", { kind: "pr-plan", lane: "pr:4", pr: 4 }));
+      await store.claimEvent(scope, "w1", 30_000);
+      expect(await store.renewEvent("p1", "w1", 30_000)).toEqual({});
+      expect(await store.supersedeQueued(scope, "pr-plan", 4, "none")).toBe(1);
+      expect(await store.requestCancel(scope, "pr-plan", 4, "a newer head was pushed")).toEqual(["p1"]);
+      expect(await store.renewEvent("p1", "w1", 30_000)).toEqual({ cancelReason: "a newer head was pushed" });
+      expect(await store.renewEvent("p1", "someone-else", 30_000)).toBeUndefined();
+      expect((await store.getEvent("p2"))?.status).toBe("superseded");
+    });
+
+    it("interrupts abandoned events and their runs: every one, or only those whose lease expired", async () => {
+      const { store } = await opened(engine);
+      await store.enqueue(scope, event("live", { lane: "apply", kind: "apply" }));
+      await store.enqueue(scope, event("dead", { lane: "drift:web", kind: "drift", stack: "web" }));
+      await store.claimEvent(scope, "w-live", 60_000);
+      await store.claimEvent(scope, "w-dead", 1);
+      await store.startRun({
+        id: "run-live",
+        kind: "apply",
+        ...key("db"),
+        commit: "c",
+        trigger: "t",
+        eventId: "live",
+      });
+      await store.startRun({
+        id: "run-dead",
+        kind: "drift",
+        ...key("web"),
+        commit: "c",
+        trigger: "t",
+        eventId: "dead",
+      });
+      await store.recordProcess("run-dead", 4242);
+      await delay(20);
+
+      const expired = await store.interruptAbandoned(scope, app, { all: false });
+      expect(expired.events.map((abandoned) => abandoned.id)).toEqual(["dead"]);
+      expect(expired.runs.map((run) => [run.id, run.status])).toEqual([["run-dead", "interrupted"]]);
+      expect(await store.runProcess("run-dead")).toMatchObject({ pgid: 4242 });
+      expect((await store.getRun("run-live"))?.status).toBe("running");
+
+      const all = await store.interruptAbandoned(scope, app, { all: true });
+      expect(all.events.map((abandoned) => abandoned.id)).toEqual(["live"]);
+      expect((await store.getRun("run-live"))?.status).toBe("interrupted");
+      expect((await store.getEvent("live"))?.status).toBe("interrupted");
+    });
+  });
+
+  describe("locks", () => {
+    it("gives a lock to one holder until it is released or its lease (on the database's clock) expires", async () => {
+      const { store, connect } = await opened(engine);
+      const other = await connect();
+      const results = await Promise.all([
+        store.acquireLock("stack:a", "h1:1:run x", 60_000),
+        other.acquireLock("stack:a", "h2:2:run y", 60_000),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const holder = await store.lockHolder("stack:a");
+      expect(holder === "h1:1:run x" || holder === "h2:2:run y").toBe(true);
+      expect(await store.renewLock("stack:a", holder as string, 60_000)).toBe(true);
+      expect(await store.renewLock("stack:a", "nobody", 60_000)).toBe(false);
+
+      await store.acquireLock("stack:b", "h3:3:run z", 1);
+      await delay(20);
+      expect(await store.lockHolder("stack:b")).toBeUndefined();
+      expect(await other.acquireLock("stack:b", "h4:4:run w", 60_000)).toBe(true);
+      expect(await store.locksWithPrefix("stack:")).toEqual(
+        new Map([
+          ["stack:a", holder],
+          ["stack:b", "h4:4:run w"],
+        ]),
+      );
+      expect(await store.releaseLocksHeldBy("h4:4:")).toBe(1);
+      await store.releaseLock("stack:a", holder as string);
+      expect(await store.locksWithPrefix("stack:")).toEqual(new Map());
+    });
+  });
+
+  describe("applied folders", () => {
+    it("keeps one archive per stack, replaced by the next", async () => {
+      const { store } = await opened(engine);
+      await store.saveAppliedConfig(key("web"), "c1", new Uint8Array([1, 2, 3]));
+      await store.saveAppliedConfig(key("web"), "c2", new Uint8Array([4, 5]));
+      expect(await store.loadAppliedConfig(key("web"))).toEqual({
+        commit: "c2",
+        archive: new Uint8Array([4, 5]),
+      });
+      expect(await store.loadAppliedConfig(key("db"))).toBeUndefined();
+    });
+  });
+});
+
+describe("the embedded store's file", () => {
+  it("upgrades a file written before numbered migrations (schema 1 in user_version)", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "gitops-runner-store-"));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, "runner.db");
+    const legacy = new DatabaseSync(file);
+    legacy.exec(`CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, repo_id TEXT NOT NULL, app_dir TEXT NOT NULL,
+      stack TEXT NOT NULL, commit_sha TEXT NOT NULL, trigger TEXT NOT NULL, pr INTEGER, status TEXT NOT NULL, result TEXT,
+      started_at TEXT NOT NULL, ended_at TEXT, summary TEXT, resources TEXT, plan TEXT, log TEXT, engine TEXT,
+      engine_version TEXT, providers TEXT, error_code TEXT, error_message TEXT, pgid INTEGER);
+      CREATE TABLE stacks (repo_id TEXT NOT NULL, app_dir TEXT NOT NULL, name TEXT NOT NULL, last_applied_commit TEXT,
+      last_applied_hash TEXT, last_applied_at TEXT, last_apply_status TEXT, drift_status TEXT, drift_fingerprint TEXT,
+      drift_checked_at TEXT, PRIMARY KEY (repo_id, app_dir, name));
+      CREATE TABLE commit_hashes (repo_id TEXT NOT NULL, app_dir TEXT NOT NULL, commit_sha TEXT NOT NULL, hashes TEXT NOT NULL,
+      PRIMARY KEY (repo_id, app_dir, commit_sha));
+      CREATE TABLE events (id TEXT PRIMARY KEY, kind TEXT NOT NULL, stack TEXT, commit_sha TEXT, payload TEXT, source TEXT NOT NULL,
+      delivery_id TEXT UNIQUE, pr INTEGER, status TEXT NOT NULL, created_at TEXT NOT NULL, claimed_by TEXT, finished_at TEXT, error TEXT);
+      CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE locks (key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+      INSERT INTO stacks (repo_id, app_dir, name, last_applied_commit, last_applied_hash, last_apply_status)
+        VALUES ('infra-0123abcd', '', 'web', 'c1', 'h1', 'succeeded');
+      PRAGMA user_version = 1;`);
+    legacy.close();
+
+    const driver = new SqliteDriver(file);
+    expect(await migrate(driver)).toEqual({ from: 1, to: SCHEMA_VERSION });
+    const store = new SqlStore(driver);
+    expect(await store.getStack(key("web"))).toMatchObject({ lastAppliedCommit: "c1", driftFailures: 0 });
+    await store.close();
+  });
+});
