@@ -6,9 +6,11 @@ import type { RunnerConfig } from "./config/runner-config.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
 import { openRepository } from "./git/repository.ts";
+import { DbAppliedConfigs } from "./state/applied-db.ts";
 import { DiskAppliedConfigs } from "./state/applied-dir.ts";
 import { claimDataDir, outputDir, removeLeftovers } from "./state/data-dir.ts";
 import { LocalStateBackend, repoId } from "./state/local-state.ts";
+import { PgStateBackend } from "./state/pg-state.ts";
 import { openStore } from "./store/open.ts";
 import type { SqlStore } from "./store/sql-store.ts";
 import { synthEnvironment } from "./synth/synthesize.ts";
@@ -140,14 +142,19 @@ export async function openRunner(
     });
     const appDir = normalizeAppDir(request.appDir);
     const location = { dataDir: request.dataDir, repoId: id, appDir };
+    // With PostgreSQL (replicas), state and applied folders live in the database, so any replica can
+    // plan, apply and check any stack; the embedded default keeps them in the data directory.
+    const databaseUrl = config.store.type === "postgres" ? env[config.store.urlEnv] : undefined;
     const context: EngineContext = {
       dataDir: request.dataDir,
       repository,
       repoId: id,
       appDir,
       store,
-      state: new LocalStateBackend(location),
-      applied: new DiskAppliedConfigs(request.dataDir, id, appDir),
+      state: databaseUrl ? new PgStateBackend(location, databaseUrl, store) : new LocalStateBackend(location),
+      applied: databaseUrl
+        ? new DbAppliedConfigs(store, { repoId: id, appDir })
+        : new DiskAppliedConfigs(request.dataDir, id, appDir),
       terraform,
       stackEnv: stackEnvironment(config, env),
       toolEnv: {
@@ -241,6 +248,16 @@ function normalizeAppDir(appDir: string): string {
     throw new RunnerError("USAGE", `--app-dir ${appDir}: must be a folder inside the repository`);
   }
   return normalized;
+}
+
+/** The password in a connection URL, if any, as it appears decoded and encoded. */
+function passwordOf(url: string): string[] {
+  try {
+    const password = new URL(url).password;
+    return password ? [password, decodeURIComponent(password)] : [];
+  } catch {
+    return [];
+  }
 }
 
 function pick(env: Environment, names: readonly string[]): Record<string, string> {

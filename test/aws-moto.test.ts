@@ -6,7 +6,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
-import { writeStateOverride } from "../src/state/local-state.ts";
+import { LocalStateBackend } from "../src/state/local-state.ts";
 import { useMoto } from "./support/moto-per-file.ts";
 import { primaryEngine, synthExample, tempDir, terraformCli } from "./support/toolchain.ts";
 
@@ -36,7 +36,7 @@ describe("the AWS stacks against moto", () => {
     for (const name of ["storage", "access"]) {
       const stack = stacks.find((candidate) => candidate.name === name);
       if (!stack) throw new Error(`no stack ${name}`);
-      await writeStateOverride(stack.dir, stack.name, location);
+      await new LocalStateBackend(location).prepare(stack.dir, stack.name);
       await terraform.init(stack.dir, { env });
       const planFile = path.join(work, `${name}.tfplan`);
       expect((await terraform.plan(stack.dir, planFile, { env })).hasChanges).toBe(true);

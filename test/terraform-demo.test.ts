@@ -1,7 +1,7 @@
 import { access, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { STATE_OVERRIDE_FILE, stateFile, writeStateOverride } from "../src/state/local-state.ts";
+import { LocalStateBackend, STATE_OVERRIDE_FILE, stateFile } from "../src/state/local-state.ts";
 import { summarize } from "../src/terraform/plan-json.ts";
 import { engines, repoRoot, synthExample, tempDir, terraformCli } from "./support/toolchain.ts";
 
@@ -11,7 +11,7 @@ describe.each(engines())("the demo stack on %s", (binary) => {
     const location = { dataDir: path.join(work, "data"), repoId: "example-0000", appDir: "stacks/demo" };
     const [demo] = (await synthExample("demo", path.join(work, "out"))).stacks;
     if (!demo) throw new Error("the demo app has no stack");
-    const state = await writeStateOverride(demo.dir, demo.name, location);
+    const state = (await new LocalStateBackend(location).prepare(demo.dir, demo.name))?.where;
     expect(state).toBe(
       path.join(work, "data", "state", "example-0000", "stacks/demo", "demo", "terraform.tfstate"),
     );

@@ -74,15 +74,27 @@ interface SynthesizedJson {
   };
 }
 
+/** Where the runner keeps the state of stacks that have no backend of their own (or a local one). */
+export interface StateTarget {
+  /** The backend block for a stack's own state, e.g. `{ local: { path } }`. */
+  backend(stack: string): Readonly<Record<string, unknown>>;
+  /** What a `terraform_remote_state` of a producer reads instead of the local file cdktf wrote. */
+  remoteState(producer: string): {
+    readonly backend: string;
+    readonly config: Readonly<Record<string, unknown>>;
+  };
+}
+
 /**
- * Writes the override into a synthesized stack folder when the stack keeps its
- * state locally. Returns the state file used, or undefined for a remote backend.
+ * Writes the override into a synthesized stack folder: the stack's own state
+ * (when it keeps state locally) and its producers' states move to the target.
+ * Returns whether the stack keeps its state locally (so the target holds it).
  */
 export async function writeStateOverride(
   stackDir: string,
   stack: string,
-  location: StateLocation,
-): Promise<string | undefined> {
+  target: StateTarget,
+): Promise<boolean> {
   const synthesized = JSON.parse(
     await readFile(path.join(stackDir, "cdk.tf.json"), "utf8"),
   ) as SynthesizedJson;
@@ -90,21 +102,17 @@ export async function writeStateOverride(
   const local = backends.length === 0 || backends[0] === "local";
 
   const override: Record<string, unknown> = {};
-  const ownState = local ? stateFile(location, stack) : undefined;
-  if (ownState) override.terraform = { backend: { local: { path: ownState } } };
-
+  if (local) override.terraform = { backend: target.backend(stack) };
   const remoteStates: Record<string, unknown> = {};
   for (const [name, reference] of Object.entries(synthesized.data?.terraform_remote_state ?? {})) {
     const producer = reference.backend === "local" ? producerOf(reference.config?.path) : undefined;
-    if (producer) remoteStates[name] = { config: { path: stateFile(location, producer) } };
+    if (producer) remoteStates[name] = target.remoteState(producer);
   }
   if (Object.keys(remoteStates).length > 0) override.data = { terraform_remote_state: remoteStates };
-
-  if (ownState) await mkdir(path.dirname(ownState), { recursive: true });
   if (Object.keys(override).length > 0) {
     await writeFile(path.join(stackDir, STATE_OVERRIDE_FILE), `${JSON.stringify(override, null, 2)}\n`);
   }
-  return ownState;
+  return local;
 }
 
 /** cdktf names a local state file terraform.<stack>.tfstate. */
@@ -121,8 +129,15 @@ export class LocalStateBackend implements StateBackend {
   }
 
   async prepare(stackDir: string, stack: string) {
-    const file = await writeStateOverride(stackDir, stack, this.#location);
-    return file ? { where: file, env: {} } : undefined;
+    const location = this.#location;
+    const local = await writeStateOverride(stackDir, stack, {
+      backend: (own) => ({ local: { path: stateFile(location, own) } }),
+      remoteState: (producer) => ({ backend: "local", config: { path: stateFile(location, producer) } }),
+    });
+    if (!local) return undefined;
+    const file = stateFile(location, stack);
+    await mkdir(path.dirname(file), { recursive: true });
+    return { where: file, env: {} };
   }
 
   hasState(stack: string): Promise<boolean> {

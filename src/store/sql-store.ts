@@ -593,6 +593,21 @@ export class SqlStore {
     ]);
   }
 
+  // --- Terraform's pg backend, on the same database -----------------------------------------------
+
+  /** Whether Terraform's pg backend keeps a state in the schema (PostgreSQL only). */
+  async hasTerraformState(schema: string): Promise<boolean> {
+    if (!/^[a-z0-9_]+$/.test(schema)) throw new Error(`not a schema name the runner makes: ${schema}`);
+    const table = await this.#db.get<{ name: string | null }>("SELECT to_regclass(?) AS name", [
+      `${schema}.states`,
+    ]);
+    if (!table?.name) return false;
+    const row = await this.#db.get(
+      `SELECT 1 AS present FROM ${schema}.states WHERE name = 'default' LIMIT 1`,
+    );
+    return row !== undefined;
+  }
+
   // --- applied folders kept in the database (replicas) -------------------------------------------
 
   async saveAppliedConfig(key: StackKey, commit: string, archive: Uint8Array): Promise<void> {
