@@ -71,9 +71,10 @@ export async function planStack(
     context.terraform.plan(dir, planFile, callOptions(context, scope, env)),
   );
   scope.log.add("plan", outcome.log);
-  const plan = await scope.step("show", () =>
+  const { plan, warnings } = await scope.step("show", () =>
     context.terraform.show(dir, planFile, callOptions(context, scope, env)),
   );
+  if (warnings) scope.log.add("warnings", warnings);
   return {
     dir,
     planFile,
