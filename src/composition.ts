@@ -6,11 +6,13 @@ import type { RunnerConfig } from "./config/runner-config.ts";
 import type { EngineContext } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
 import { openRepository } from "./git/repository.ts";
+import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
 import { repoId } from "./state/local-state.ts";
 import { SqliteStore } from "./store/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 import { synthEnvironment } from "./synth/synthesize.ts";
 import { TerraformCli } from "./terraform/cli.ts";
+import { prepareCliConfig } from "./terraform/cli-config-disk.ts";
 
 /**
  * The composition root: the one place that reads the process environment and
@@ -66,6 +68,13 @@ export async function createEngine(
   const address = isLocalPath(request.repo) ? path.resolve(request.repo) : request.repo;
   const id = repoId(address);
   const binary = await findEngine(config.engine ?? env.GITOPS_RUNNER_TERRAFORM, env);
+  const cliConfig = await prepareCliConfig({
+    configured: config.terraform,
+    envFile: env.TF_CLI_CONFIG_FILE,
+    setupMirror: SETUP_PROVIDER_MIRROR,
+    dataDir: request.dataDir,
+    logger,
+  });
   const store = await SqliteStore.open(path.join(request.dataDir, "runner.db"));
   try {
     const repository = await openRepository({
@@ -80,7 +89,8 @@ export async function createEngine(
     const terraform = new TerraformCli({
       binary,
       env: {
-        ...pick(env, ["PATH", "HOME", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
+        ...pick(env, ["PATH", "HOME", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
+        ...cliConfig.env,
         ...matching(env, /^(AWS_|TF_VAR_)/),
         ...config.env,
       },

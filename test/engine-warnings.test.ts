@@ -1,3 +1,4 @@
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
@@ -22,8 +23,20 @@ function runsIn(data: string): RunRow[] {
   }
 }
 
-describe("the README's plan command where the engine prints warnings", () => {
-  it("plans the demo app with TF_CLI_CONFIG_FILE naming a missing file: exit 2, the engine's warning in the run log", async () => {
+/** The run log's section under a heading, e.g. "warnings". */
+function section(log: string | undefined, heading: string): string | undefined {
+  return log
+    ?.split("==> ")
+    .find((part) => part.startsWith(`${heading}\n`))
+    ?.slice(heading.length + 1);
+}
+
+function demoPlanRun(data: string): RunRow | undefined {
+  return runsIn(data).find((run) => run.kind === "plan" && run.stack === "demo");
+}
+
+describe("the README's plan command where TF_CLI_CONFIG_FILE names a missing file", () => {
+  it("plans the demo app with the variable in the environment: exit 2, one warning naming it", async () => {
     const data = await dataDir();
     const missing = path.join(data, "missing.tfrc");
 
@@ -34,9 +47,38 @@ describe("the README's plan command where the engine prints warnings", () => {
     expect(plan.stderr).not.toContain('"level":50');
     expect(plan.code).toBe(2);
     expect(plan.stdout).toMatch(/^demo\s+changes\s+\+2 ~0 -0/m);
-    const run = runsIn(data).find((candidate) => candidate.kind === "plan" && candidate.stack === "demo");
-    expect(run?.status).toBe("succeeded");
-    const warnings = run?.log.split("==> ").find((section) => section.startsWith("warnings\n"));
+    const warnings = plan.stderr
+      .split("\n")
+      .filter((line) => line.includes('"level":40') && line.includes("TF_CLI_CONFIG_FILE"));
+    expect(warnings).toHaveLength(1);
+    expect(JSON.parse(warnings[0] ?? "{}")).toMatchObject({ variable: "TF_CLI_CONFIG_FILE", file: missing });
+    // The engine ran as if the variable were unset: it had nothing to warn about.
+    expect(demoPlanRun(data)?.status).toBe("succeeded");
+    expect(section(demoPlanRun(data)?.log, "warnings")).toBeUndefined();
+  });
+
+  it("plans it with the variable set for the stack by the runner's configuration: the engine's warning in the run log", async () => {
+    const data = await dataDir();
+    const missing = path.join(data, "missing.tfrc");
+    const config = path.join(data, "runner.json");
+    await writeFile(config, JSON.stringify({ stacks: { demo: { env: { TF_CLI_CONFIG_FILE: missing } } } }));
+
+    const plan = await runCli([
+      "plan",
+      "--repo",
+      ".",
+      "--app-dir",
+      "stacks/demo",
+      "--data-dir",
+      data,
+      "--config",
+      config,
+    ]);
+
+    expect(plan.stderr).not.toContain('"level":50');
+    expect(plan.code).toBe(2);
+    expect(demoPlanRun(data)?.status).toBe("succeeded");
+    const warnings = section(demoPlanRun(data)?.log, "warnings");
     expect(warnings).toContain("Unable to open CLI configuration file");
     expect(warnings).toContain(missing);
   });

@@ -14,6 +14,7 @@ import {
   summarize,
 } from "../src/terraform/plan-json.ts";
 import { redactPlan, redactText } from "../src/terraform/redact.ts";
+import { errorOf } from "./support/errors.ts";
 import { engines, terraformCli } from "./support/toolchain.ts";
 
 const FIRST_PASSWORD = "first-db-password-a91c";
@@ -88,7 +89,7 @@ interface RealPlans {
 
 /** Applies the first configuration, then plans three variants of it with the real engine. */
 async function makePlans(binary: string, dir: string): Promise<RealPlans> {
-  const terraform = terraformCli(binary);
+  const terraform = await terraformCli(binary);
   const env = (password: string) => ({ TF_VAR_db_password: password, TF_VAR_region: "eu-west-1" });
   const write = (config: object) => writeFile(path.join(dir, "main.tf.json"), JSON.stringify(config));
   const plan = async (name: string, password: string) => {
@@ -229,9 +230,11 @@ describe.each(engines())("a plan made by %s", (binary) => {
     expect(summarize(reparsed)).toEqual(summarize(plans.changes));
     expect(resourceChanges(reparsed)).toEqual(resourceChanges(plans.changes));
   });
+
   it("is read whole when the engine warns before it on stdout, and its warnings are kept apart", async () => {
     const missing = path.join(dir, "missing.tfrc");
-    const shown = await terraformCli(binary).show(dir, path.join(dir, "changes.tfplan"), {
+    const terraform = await terraformCli(binary);
+    const shown = await terraform.show(dir, path.join(dir, "changes.tfplan"), {
       env: { TF_CLI_CONFIG_FILE: missing },
     });
     expect(shown.plan).toEqual(plans.changes);
@@ -242,23 +245,14 @@ describe.each(engines())("a plan made by %s", (binary) => {
   });
 
   it("is not what a state shown as JSON is: that is refused with a code", async () => {
-    const error = await terraformCli(binary)
+    const terraform = await terraformCli(binary);
+    const error = await terraform
       .show(dir, path.join(dir, "terraform.tfstate"))
       .catch((caught: unknown) => caught);
     expect(isRunnerError(error, "TERRAFORM_OUTPUT_INVALID")).toBe(true);
     expect((error as Error).message).toContain("terraform.tfstate: a state, not a plan");
   });
 });
-
-/** The code and message of the error that `work` throws. */
-function codeOf(work: () => unknown): { code?: string; message: string } {
-  try {
-    work();
-  } catch (error) {
-    return { ...(isRunnerError(error) ? { code: error.code } : {}), message: (error as Error).message };
-  }
-  throw new Error("expected an error");
-}
 
 const TOFU_WARNING = [
   "",
@@ -299,17 +293,17 @@ describe("the JSON document in what the engine printed", () => {
   });
 
   it("is missing from text, an array or a scalar: a coded error that quotes the output", () => {
-    expect(codeOf(() => splitJsonOutput(TOFU_WARNING, "", "show -json p.tfplan"))).toEqual({
+    expect(errorOf(() => splitJsonOutput(TOFU_WARNING, "", "show -json p.tfplan"))).toEqual({
       code: "TERRAFORM_OUTPUT_INVALID",
       message: `show -json p.tfplan: not JSON: ${JSON.stringify(TOFU_WARNING.trim())}`,
     });
-    expect(codeOf(() => splitJsonOutput("[1]\n", "", "show")).code).toBe("TERRAFORM_OUTPUT_INVALID");
-    expect(codeOf(() => splitJsonOutput("", "", "show")).message).toBe("show: not JSON: (no output)");
+    expect(errorOf(() => splitJsonOutput("[1]\n", "", "show")).code).toBe("TERRAFORM_OUTPUT_INVALID");
+    expect(errorOf(() => splitJsonOutput("", "", "show")).message).toBe("show: not JSON: (no output)");
   });
 
   it("must be one: two documents are a coded error naming their lines", () => {
     const stdout = ["warning", JSON.stringify(document), JSON.stringify(document)].join("\n");
-    expect(codeOf(() => splitJsonOutput(stdout, "", "show"))).toEqual({
+    expect(errorOf(() => splitJsonOutput(stdout, "", "show"))).toEqual({
       code: "TERRAFORM_OUTPUT_INVALID",
       message: "show: 2 JSON documents in the output (lines 2, 3), expected one",
     });
@@ -328,27 +322,27 @@ describe("a JSON document that is not a plan", () => {
       { format_version: "1.0" },
     ];
     for (const state of states) {
-      expect(codeOf(() => planFromJson(state, "show -json terraform.tfstate"))).toEqual({
+      expect(errorOf(() => planFromJson(state, "show -json terraform.tfstate"))).toEqual({
         code: "TERRAFORM_OUTPUT_INVALID",
         message:
           "show -json terraform.tfstate: a state, not a plan (it has no planned_values); show -json was given a state instead of a saved plan file",
       });
     }
-    expect(codeOf(() => parsePlanJson(JSON.stringify(states[0]), "state.json")).message).toContain(
+    expect(errorOf(() => parsePlanJson(JSON.stringify(states[0]), "state.json")).message).toContain(
       "state.json: a state, not a plan",
     );
   });
 
   it("is refused when it lacks planned_values for another reason, naming the field", () => {
     expect(
-      codeOf(() =>
+      errorOf(() =>
         planFromJson({ format_version: "1.2", terraform_version: "1.11.4", resource_changes: [] }, "x"),
       ),
     ).toEqual({
       code: "TERRAFORM_OUTPUT_INVALID",
       message: "x: unexpected plan JSON: planned_values: Invalid input: expected object, received undefined",
     });
-    expect(codeOf(() => planFromJson({}, "x")).code).toBe("TERRAFORM_OUTPUT_INVALID");
+    expect(errorOf(() => planFromJson({}, "x")).code).toBe("TERRAFORM_OUTPUT_INVALID");
   });
 
   it("is accepted as a plan when it has planned_values, even with nothing in it", () => {

@@ -19,7 +19,7 @@ describe.each(engines())("the demo stack on %s", (binary) => {
       terraform: { backend: { local: { path: state } } },
     });
 
-    const terraform = terraformCli(binary);
+    const terraform = await terraformCli(binary);
     await terraform.init(demo.dir);
     const engine = await terraform.engine();
     expect(engine.engine).toBe(path.basename(binary) === "tofu" ? "tofu" : "terraform");
