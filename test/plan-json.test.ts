@@ -9,7 +9,6 @@ import {
   destroys,
   type PlanJson,
   parsePlanJson,
-  planFromJson,
   resourceChanges,
   summarize,
 } from "../src/terraform/plan-json.ts";
@@ -24,7 +23,7 @@ const DEFAULT_TOKEN = "default-api-token-c63e";
 const fixtures = path.join(import.meta.dirname, "fixtures", "plans");
 
 async function fixture(name: string): Promise<PlanJson> {
-  return parsePlanJson(await readFile(path.join(fixtures, name), "utf8"), name);
+  return parsePlanJson(JSON.parse(await readFile(path.join(fixtures, name), "utf8")), name);
 }
 
 /** Reads a path of a plan whose parts the schema does not model. */
@@ -226,7 +225,7 @@ describe.each(engines())("a plan made by %s", (binary) => {
     const redacted = redactPlan(plans.changes);
     expect(plans.changes).toEqual(original);
     expect(redactPlan(redacted)).toEqual(redacted);
-    const reparsed = parsePlanJson(JSON.stringify(redacted), "redacted plan");
+    const reparsed = parsePlanJson(JSON.parse(JSON.stringify(redacted)), "redacted plan");
     expect(summarize(reparsed)).toEqual(summarize(plans.changes));
     expect(resourceChanges(reparsed)).toEqual(resourceChanges(plans.changes));
   });
@@ -322,32 +321,29 @@ describe("a JSON document that is not a plan", () => {
       { format_version: "1.0" },
     ];
     for (const state of states) {
-      expect(errorOf(() => planFromJson(state, "show -json terraform.tfstate"))).toEqual({
+      expect(errorOf(() => parsePlanJson(state, "show -json terraform.tfstate"))).toEqual({
         code: "TERRAFORM_OUTPUT_INVALID",
         message:
-          "show -json terraform.tfstate: a state, not a plan (it has no planned_values); show -json was given a state instead of a saved plan file",
+          "show -json terraform.tfstate: a state, not a plan (it has no planned_values, the field every plan has)",
       });
     }
-    expect(errorOf(() => parsePlanJson(JSON.stringify(states[0]), "state.json")).message).toContain(
-      "state.json: a state, not a plan",
-    );
   });
 
   it("is refused when it lacks planned_values for another reason, naming the field", () => {
     expect(
       errorOf(() =>
-        planFromJson({ format_version: "1.2", terraform_version: "1.11.4", resource_changes: [] }, "x"),
+        parsePlanJson({ format_version: "1.2", terraform_version: "1.11.4", resource_changes: [] }, "x"),
       ),
     ).toEqual({
       code: "TERRAFORM_OUTPUT_INVALID",
       message: "x: unexpected plan JSON: planned_values: Invalid input: expected object, received undefined",
     });
-    expect(errorOf(() => planFromJson({}, "x")).code).toBe("TERRAFORM_OUTPUT_INVALID");
+    expect(errorOf(() => parsePlanJson({}, "x")).code).toBe("TERRAFORM_OUTPUT_INVALID");
   });
 
   it("is accepted as a plan when it has planned_values, even with nothing in it", () => {
     const empty = { format_version: "1.2", terraform_version: "1.12.6", planned_values: { root_module: {} } };
-    expect(summarize(planFromJson(empty, "empty"))).toEqual({
+    expect(summarize(parsePlanJson(empty, "empty"))).toEqual({
       add: 0,
       change: 0,
       destroy: 0,

@@ -4,7 +4,7 @@ import path from "node:path";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { type ExecResult, exec, execFailureOutput } from "../process/exec.ts";
 import { splitJsonOutput } from "./json-output.ts";
-import { type PlanJson, planFromJson } from "./plan-json.ts";
+import { type PlanJson, parsePlanJson } from "./plan-json.ts";
 
 export type EngineName = "terraform" | "tofu";
 
@@ -110,7 +110,7 @@ export class TerraformCli {
     const { stdout, stderr } = await this.#run(dir, ["show", "-json", "-no-color", planFile], "show", call);
     const source = `show -json ${planFile}`;
     const { document, warnings } = splitJsonOutput(stdout, stderr, source);
-    return { plan: planFromJson(document, source), warnings };
+    return { plan: parsePlanJson(document, source), warnings };
   }
 
   /** Applies exactly the saved plan file; a saved plan needs no approval prompt. */

@@ -49,23 +49,12 @@ export interface ResourceChange {
   readonly actions: readonly Action[];
 }
 
-/** Parses the text of a plan in Terraform's JSON format (e.g. a stored or captured plan). */
-export function parsePlanJson(text: string, source: string): PlanJson {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (error) {
-    throw new RunnerError("TERRAFORM_OUTPUT_INVALID", `${source}: not JSON`, { cause: error });
-  }
-  return planFromJson(data, source);
-}
-
-/** Checks a parsed JSON document is a plan; anything else, a state included, is refused. */
-export function planFromJson(data: unknown, source: string): PlanJson {
+/** Checks that a JSON document (parsed) is a plan; anything else, a state included, is refused. */
+export function parsePlanJson(data: unknown, source: string): PlanJson {
   if (isState(data)) {
     throw new RunnerError(
       "TERRAFORM_OUTPUT_INVALID",
-      `${source}: a state, not a plan (it has no planned_values); show -json was given a state instead of a saved plan file`,
+      `${source}: a state, not a plan (it has no planned_values, the field every plan has)`,
     );
   }
   const parsed = planSchema.safeParse(data);
