@@ -7,7 +7,10 @@
 #   - with `test`: the AWS provider in a project-owned filesystem mirror,
 #     moto's server in a virtual environment, and PostgreSQL's server binaries.
 # Builds are cached outside the clone, keyed by version, so a second run costs
-# seconds. It writes .toolchain/env.sh, which scripts/run.sh sources.
+# seconds. It writes .toolchain/env.sh, which scripts/run.sh sources: node and
+# the engine on PATH. It leaves TF_CLI_CONFIG_FILE alone: the runner finds the
+# provider mirror in .toolchain/providers itself and writes its own CLI
+# configuration for it, unless the user's configuration names another.
 #
 # Usage: scripts/setup.sh [runtime|test]    (default: test)
 set -euo pipefail
@@ -105,7 +108,6 @@ fi
 # registry.terraform.io, OpenTofu on registry.opentofu.org, so the mirror links
 # the one binary under both host names. An unpacked mirror is linked, not
 # copied, into each stack's .terraform by init.
-cli_config="$toolchain/terraformrc"
 mirror="$toolchain/providers"
 provider_version="$(pinned .awsProvider.version)"
 provider_file="terraform-provider-aws_v${provider_version}_x5"
@@ -149,19 +151,6 @@ if [[ "$purpose" == test ]]; then
   done
 fi
 
-mkdir -p "$mirror"
-cat >"$cli_config" <<EOF
-# Written by scripts/setup.sh. Providers come from this project's mirror only:
-# no provider registry is reachable from the machines this runs on.
-provider_installation {
-  filesystem_mirror {
-    path    = "$mirror"
-    include = ["registry.terraform.io/hashicorp/aws", "registry.opentofu.org/hashicorp/aws"]
-  }
-}
-disable_checkpoint = true
-EOF
-
 # --- moto, an AWS API on loopback for the tests --------------------------------------
 moto_server=""
 if [[ "$purpose" == test ]]; then
@@ -201,9 +190,12 @@ fi
 {
   echo "# Written by scripts/setup.sh ($purpose); sourced by scripts/run.sh."
   echo "export PATH=\"$(dirname "$(command -v node)"):$(dirname "$primary_engine"):\$PATH\""
-  echo "export TF_CLI_CONFIG_FILE=\"$cli_config\""
   echo "export GITOPS_RUNNER_TERRAFORM=\"$primary_engine\""
   echo "export GITOPS_RUNNER_TEST_ENGINES=\"${tofu_bin}${tofu_bin:+${terraform_bin:+:}}${terraform_bin}\""
   echo "export GITOPS_RUNNER_TEST_MOTO_SERVER=\"$moto_server\""
 } >"$toolchain/env.sh"
-say "ready: engine $primary_engine, CLI configuration $cli_config"
+if [[ -d "$mirror" ]]; then
+  say "ready: engine $primary_engine, provider mirror $mirror (the runner finds it; TF_CLI_CONFIG_FILE is left as it is)"
+else
+  say "ready: engine $primary_engine"
+fi

@@ -6,6 +6,7 @@ import type { RunnerConfig } from "./config/runner-config.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
 import { openRepository } from "./git/repository.ts";
+import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
 import { DbAppliedConfigs } from "./state/applied-db.ts";
 import { DiskAppliedConfigs } from "./state/applied-dir.ts";
 import { claimDataDir, outputDir, removeLeftovers } from "./state/data-dir.ts";
@@ -15,6 +16,7 @@ import { openStore } from "./store/open.ts";
 import type { SqlStore } from "./store/sql-store.ts";
 import { synthEnvironment } from "./synth/synthesize.ts";
 import { TerraformCli } from "./terraform/cli.ts";
+import { prepareCliConfig } from "./terraform/cli-config-disk.ts";
 import { secretRedactor } from "./terraform/redact.ts";
 
 /**
@@ -122,6 +124,13 @@ export async function openRunner(
     const leftovers = await removeLeftovers(request.dataDir);
     if (leftovers.length > 0)
       logger.warn({ removed: leftovers }, "removed what an earlier process left behind");
+    const cliConfig = await prepareCliConfig({
+      configured: config.terraform,
+      envFile: env.TF_CLI_CONFIG_FILE,
+      setupMirror: SETUP_PROVIDER_MIRROR,
+      dataDir: request.dataDir,
+      logger,
+    });
     store = await openStore(config, env, request.dataDir);
     const repository = await openRepository({
       url: address,
@@ -135,7 +144,7 @@ export async function openRunner(
     await repository.pruneCheckouts();
     const terraform = new TerraformCli({
       binary,
-      env: pick(env, ["PATH", "HOME", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
+      env: { ...pick(env, ["PATH", "HOME", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]), ...cliConfig.env },
       timeoutMs: config.terraformTimeoutSeconds * 1000,
       tempDir: outputDir(request.dataDir),
       lockTimeout: config.lockTimeout,

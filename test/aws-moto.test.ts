@@ -30,7 +30,7 @@ describe("the AWS stacks against moto", () => {
     const work = await tempDir("aws");
     const location = { dataDir: path.join(work, "data"), repoId: "example-0000", appDir: "stacks/aws" };
     const { stacks } = await synthExample("aws", path.join(work, "out"));
-    const terraform = terraformCli(primaryEngine());
+    const terraform = await terraformCli(primaryEngine());
     const env = awsEnv(endpoint);
 
     for (const name of ["storage", "access"]) {

@@ -2,7 +2,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isRunnerError } from "../src/errors.ts";
 import { driftedResources, isDrifted } from "../src/terraform/drift.ts";
+import { splitJsonOutput } from "../src/terraform/json-output.ts";
 import {
   destroys,
   type PlanJson,
@@ -11,6 +13,7 @@ import {
   summarize,
 } from "../src/terraform/plan-json.ts";
 import { redactPlan, redactText } from "../src/terraform/redact.ts";
+import { errorOf } from "./support/errors.ts";
 import { engines, terraformCli } from "./support/toolchain.ts";
 
 const FIRST_PASSWORD = "first-db-password-a91c";
@@ -20,7 +23,7 @@ const DEFAULT_TOKEN = "default-api-token-c63e";
 const fixtures = path.join(import.meta.dirname, "fixtures", "plans");
 
 async function fixture(name: string): Promise<PlanJson> {
-  return parsePlanJson(await readFile(path.join(fixtures, name), "utf8"), name);
+  return parsePlanJson(JSON.parse(await readFile(path.join(fixtures, name), "utf8")), name);
 }
 
 /** Reads a path of a plan whose parts the schema does not model. */
@@ -85,13 +88,13 @@ interface RealPlans {
 
 /** Applies the first configuration, then plans three variants of it with the real engine. */
 async function makePlans(binary: string, dir: string): Promise<RealPlans> {
-  const terraform = terraformCli(binary);
+  const terraform = await terraformCli(binary);
   const env = (password: string) => ({ TF_VAR_db_password: password, TF_VAR_region: "eu-west-1" });
   const write = (config: object) => writeFile(path.join(dir, "main.tf.json"), JSON.stringify(config));
   const plan = async (name: string, password: string) => {
     const planFile = path.join(dir, `${name}.tfplan`);
     const outcome = await terraform.plan(dir, planFile, { env: env(password) });
-    return { json: await terraform.show(dir, planFile), hasChanges: outcome.hasChanges };
+    return { json: (await terraform.show(dir, planFile)).plan, hasChanges: outcome.hasChanges };
   };
 
   await mkdir(path.join(dir, "app"));
@@ -222,9 +225,131 @@ describe.each(engines())("a plan made by %s", (binary) => {
     const redacted = redactPlan(plans.changes);
     expect(plans.changes).toEqual(original);
     expect(redactPlan(redacted)).toEqual(redacted);
-    const reparsed = parsePlanJson(JSON.stringify(redacted), "redacted plan");
+    const reparsed = parsePlanJson(JSON.parse(JSON.stringify(redacted)), "redacted plan");
     expect(summarize(reparsed)).toEqual(summarize(plans.changes));
     expect(resourceChanges(reparsed)).toEqual(resourceChanges(plans.changes));
+  });
+
+  it("is read whole when the engine warns before it on stdout, and its warnings are kept apart", async () => {
+    const missing = path.join(dir, "missing.tfrc");
+    const terraform = await terraformCli(binary);
+    const shown = await terraform.show(dir, path.join(dir, "changes.tfplan"), {
+      env: { TF_CLI_CONFIG_FILE: missing },
+    });
+    expect(shown.plan).toEqual(plans.changes);
+    // OpenTofu prints this warning on stdout, Terraform on stderr: either way it is a warning.
+    expect(shown.warnings).toContain("Unable to open CLI configuration file");
+    expect(shown.warnings).toContain(missing);
+    expect(shown.warnings).not.toContain('"format_version"');
+  });
+
+  it("is not what a state shown as JSON is: that is refused with a code", async () => {
+    const terraform = await terraformCli(binary);
+    const error = await terraform
+      .show(dir, path.join(dir, "terraform.tfstate"))
+      .catch((caught: unknown) => caught);
+    expect(isRunnerError(error, "TERRAFORM_OUTPUT_INVALID")).toBe(true);
+    expect((error as Error).message).toContain("terraform.tfstate: a state, not a plan");
+  });
+});
+
+const TOFU_WARNING = [
+  "",
+  "Warning: Unable to open CLI configuration file",
+  "",
+  'The CLI configuration file at "/root/.terraformrc" does not exist.',
+].join("\n");
+
+describe("the JSON document in what the engine printed", () => {
+  const document = {
+    format_version: "1.2",
+    terraform_version: "1.12.6",
+    planned_values: { root_module: {} },
+  };
+
+  it("is the whole of stdout when that is JSON, pretty-printed or not; stderr is a warning", () => {
+    expect(splitJsonOutput(JSON.stringify(document), "", "show")).toEqual({ document, warnings: "" });
+    expect(splitJsonOutput(`${JSON.stringify(document, null, 2)}\n`, " note\n", "show")).toEqual({
+      document,
+      warnings: "note",
+    });
+  });
+
+  it("is found after OpenTofu's warning about a missing CLI configuration, which is kept as warnings", () => {
+    const stdout = `${TOFU_WARNING}\n${JSON.stringify(document)}`;
+    expect(splitJsonOutput(stdout, "There are some problems with the CLI configuration:\n", "show")).toEqual({
+      document,
+      warnings: `There are some problems with the CLI configuration:\n\n${TOFU_WARNING.trim()}`,
+    });
+  });
+
+  it("is found between lines of text, which may contain braces", () => {
+    const stdout = ["Warning: odd {", JSON.stringify(document), "{ not json }", "done"].join("\n");
+    expect(splitJsonOutput(stdout, "", "show")).toEqual({
+      document,
+      warnings: "Warning: odd {\n{ not json }\ndone",
+    });
+  });
+
+  it("is missing from text, an array or a scalar: a coded error that quotes the output", () => {
+    expect(errorOf(() => splitJsonOutput(TOFU_WARNING, "", "show -json p.tfplan"))).toEqual({
+      code: "TERRAFORM_OUTPUT_INVALID",
+      message: `show -json p.tfplan: not JSON: ${JSON.stringify(TOFU_WARNING.trim())}`,
+    });
+    expect(errorOf(() => splitJsonOutput("[1]\n", "", "show")).code).toBe("TERRAFORM_OUTPUT_INVALID");
+    expect(errorOf(() => splitJsonOutput("", "", "show")).message).toBe("show: not JSON: (no output)");
+  });
+
+  it("must be one: two documents are a coded error naming their lines", () => {
+    const stdout = ["warning", JSON.stringify(document), JSON.stringify(document)].join("\n");
+    expect(errorOf(() => splitJsonOutput(stdout, "", "show"))).toEqual({
+      code: "TERRAFORM_OUTPUT_INVALID",
+      message: "show: 2 JSON documents in the output (lines 2, 3), expected one",
+    });
+  });
+});
+
+describe("a JSON document that is not a plan", () => {
+  it("is refused when it is a state, with resources or empty, as both engines write them", () => {
+    const states = [
+      {
+        format_version: "1.0",
+        terraform_version: "1.11.4",
+        values: { outputs: { o: { sensitive: false, value: "v", type: "string" } }, root_module: {} },
+      },
+      { format_version: "1.0", terraform_version: "1.12.6", values: { root_module: {} } },
+      { format_version: "1.0" },
+    ];
+    for (const state of states) {
+      expect(errorOf(() => parsePlanJson(state, "show -json terraform.tfstate"))).toEqual({
+        code: "TERRAFORM_OUTPUT_INVALID",
+        message:
+          "show -json terraform.tfstate: a state, not a plan (it has no planned_values, the field every plan has)",
+      });
+    }
+  });
+
+  it("is refused when it lacks planned_values for another reason, naming the field", () => {
+    expect(
+      errorOf(() =>
+        parsePlanJson({ format_version: "1.2", terraform_version: "1.11.4", resource_changes: [] }, "x"),
+      ),
+    ).toEqual({
+      code: "TERRAFORM_OUTPUT_INVALID",
+      message: "x: unexpected plan JSON: planned_values: Invalid input: expected object, received undefined",
+    });
+    expect(errorOf(() => parsePlanJson({}, "x")).code).toBe("TERRAFORM_OUTPUT_INVALID");
+  });
+
+  it("is accepted as a plan when it has planned_values, even with nothing in it", () => {
+    const empty = { format_version: "1.2", terraform_version: "1.12.6", planned_values: { root_module: {} } };
+    expect(summarize(parsePlanJson(empty, "empty"))).toEqual({
+      add: 0,
+      change: 0,
+      destroy: 0,
+      replace: 0,
+      import: 0,
+    });
   });
 });
 

@@ -19,7 +19,7 @@ describe.each(engines())("the demo stack on %s", (binary) => {
       terraform: { backend: { local: { path: state } } },
     });
 
-    const terraform = terraformCli(binary);
+    const terraform = await terraformCli(binary);
     await terraform.init(demo.dir);
     const engine = await terraform.engine();
     expect(engine.engine).toBe(path.basename(binary) === "tofu" ? "tofu" : "terraform");
@@ -30,7 +30,7 @@ describe.each(engines())("the demo stack on %s", (binary) => {
     expect(plan.hasChanges).toBe(true);
     expect((await stat(planFile)).mode & 0o777).toBe(0o600);
 
-    const planJson = await terraform.show(demo.dir, planFile);
+    const { plan: planJson } = await terraform.show(demo.dir, planFile);
     expect(summarize(planJson)).toEqual({ add: 2, change: 0, destroy: 0, replace: 0, import: 0 });
     expect(planJson.resource_changes?.map((change) => [change.address, change.change.actions])).toEqual([
       ["terraform_data.release", ["create"]],

@@ -20,7 +20,7 @@ describe("a state lock held by someone else", () => {
         },
       }),
     );
-    const terraform = terraformCli(primaryEngine());
+    const terraform = await terraformCli(primaryEngine());
     await terraform.init(dir);
 
     // Someone else's apply, holding the local backend's lock while its provisioner runs.
@@ -29,7 +29,7 @@ describe("a state lock held by someone else", () => {
       ["apply", "-auto-approve", "-input=false", "-no-color"],
       {
         cwd: dir,
-        env: terraformEnv(),
+        env: await terraformEnv(),
         stdio: "ignore",
       },
     );

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { z } from "zod";
 import { RunnerError } from "../errors.ts";
 
@@ -82,6 +83,19 @@ const runnerConfigSchema = z.strictObject({
     })
     .default({ tickSeconds: 30, jitterPercent: 10 }),
   shutdownGraceSeconds: z.int().min(0).max(3600).default(30),
+  /**
+   * The engine's CLI configuration (TF_CLI_CONFIG_FILE): a file of the operator's, or a provider
+   * filesystem mirror the runner writes one for. Unset: see src/terraform/cli-config.ts.
+   */
+  terraform: z
+    .strictObject({
+      cliConfigFile: z.string().refine(path.isAbsolute, "an absolute path").optional(),
+      providerMirror: z.string().refine(path.isAbsolute, "an absolute path").optional(),
+    })
+    .refine((section) => !(section.cliConfigFile && section.providerMirror), {
+      message: "cliConfigFile and providerMirror exclude each other: set one of them",
+    })
+    .optional(),
   /** Path or name of the engine binary: terraform or tofu. Detected on PATH when unset. */
   engine: z.string().min(1).optional(),
   parallelism: z.int().min(1).max(64).default(4),

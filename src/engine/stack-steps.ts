@@ -96,9 +96,10 @@ export async function planStack(
       stateEnv,
     };
   }
-  const plan = await scope.step("show", () =>
+  const { plan, warnings } = await scope.step("show", () =>
     context.terraform.show(dir, planFile, callOptions(context, scope, env)),
   );
+  if (warnings) scope.log.add("warnings", warnings);
   return {
     dir,
     planFile,

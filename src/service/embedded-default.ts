@@ -3,11 +3,9 @@ import { cp, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { exists } from "../fs.ts";
+import { INSTALL_ROOT } from "../install-root.ts";
 
 const run = promisify(execFile);
-
-/** The folder this runner was installed in: a checkout of its repository, or an image's /app. */
-export const INSTALL_ROOT = path.resolve(import.meta.dirname, "../..");
 
 /** The app the embedded default runs: the demo stacks shipped with the runner. */
 export const EMBEDDED_APP_DIR = "stacks/demo";

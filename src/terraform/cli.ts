@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { type ExecResult, exec, execFailureOutput } from "../process/exec.ts";
+import { splitJsonOutput } from "./json-output.ts";
 import { type PlanJson, parsePlanJson } from "./plan-json.ts";
 
 export type EngineName = "terraform" | "tofu";
@@ -44,6 +45,12 @@ export interface PlanOptions extends CallOptions {
 export interface PlanOutcome {
   readonly hasChanges: boolean;
   readonly log: string;
+}
+
+export interface ShownPlan {
+  readonly plan: PlanJson;
+  /** What the engine printed besides the plan, e.g. warnings about its CLI configuration; "" when nothing. */
+  readonly warnings: string;
 }
 
 /**
@@ -100,9 +107,12 @@ export class TerraformCli {
     return { hasChanges: result.exitCode === 2, log: result.stdout };
   }
 
-  async show(dir: string, planFile: string, call: CallOptions = {}): Promise<PlanJson> {
-    const { stdout } = await this.#run(dir, ["show", "-json", "-no-color", planFile], "show", call);
-    return parsePlanJson(stdout, `show -json ${planFile}`);
+  /** The saved plan as JSON; a file that holds no plan (a state, say) is refused. */
+  async show(dir: string, planFile: string, call: CallOptions = {}): Promise<ShownPlan> {
+    const { stdout, stderr } = await this.#run(dir, ["show", "-json", "-no-color", planFile], "show", call);
+    const source = `show -json ${planFile}`;
+    const { document, warnings } = splitJsonOutput(stdout, stderr, source);
+    return { plan: parsePlanJson(document, source), warnings };
   }
 
   /** Applies exactly the saved plan file; a saved plan needs no approval prompt. */

@@ -25,6 +25,8 @@ const resourceChangeSchema = z.looseObject({
 const planSchema = z.looseObject({
   format_version: z.string(),
   terraform_version: z.string(),
+  /** Every plan has it, even an empty one; a state (`show -json` of a state) has `values` instead. */
+  planned_values: z.looseObject({}),
   resource_changes: z.array(resourceChangeSchema).optional(),
   resource_drift: z.array(resourceChangeSchema).optional(),
   output_changes: z.record(z.string(), z.looseObject({ actions: z.array(actionSchema).min(1) })).optional(),
@@ -47,12 +49,13 @@ export interface ResourceChange {
   readonly actions: readonly Action[];
 }
 
-export function parsePlanJson(text: string, source: string): PlanJson {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (error) {
-    throw new RunnerError("TERRAFORM_OUTPUT_INVALID", `${source}: not JSON`, { cause: error });
+/** Checks that a JSON document (parsed) is a plan; anything else, a state included, is refused. */
+export function parsePlanJson(data: unknown, source: string): PlanJson {
+  if (isState(data)) {
+    throw new RunnerError(
+      "TERRAFORM_OUTPUT_INVALID",
+      `${source}: a state, not a plan (it has no planned_values, the field every plan has)`,
+    );
   }
   const parsed = planSchema.safeParse(data);
   if (!parsed.success) {
@@ -66,6 +69,19 @@ export function parsePlanJson(text: string, source: string): PlanJson {
     );
   }
   return parsed.data;
+}
+
+/**
+ * The state representation: `values` (absent while the state is empty) and no
+ * `planned_values`, the field every plan has.
+ */
+function isState(data: unknown): boolean {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return false;
+  if ("planned_values" in data || !("format_version" in data)) return false;
+  return (
+    "values" in data ||
+    Object.keys(data).every((key) => key === "format_version" || key === "terraform_version")
+  );
 }
 
 /** Managed-resource changes that do something (not no-ops, not reads). */
