@@ -78,7 +78,9 @@ export function runnerSecrets(
   env: Environment,
   extra: readonly string[] = [],
 ): string[] {
+  const database = config.store.type === "postgres" ? env[config.store.urlEnv] : undefined;
   const values = [
+    ...(database ? [database, ...passwordOf(database)] : []),
     ...Object.values(config.env),
     ...Object.values(config.planEnv),
     ...Object.values(config.stacks).flatMap((stack) => [
