@@ -219,7 +219,7 @@ function stackEnvironment(config: RunnerConfig, env: Environment) {
 }
 
 /** The engine binary: as configured, else tofu or terraform on PATH. */
-async function findEngine(configured: string | undefined, env: Environment): Promise<string> {
+export async function findEngine(configured: string | undefined, env: Environment): Promise<string> {
   const candidates = configured ? [configured] : ["tofu", "terraform"];
   for (const candidate of candidates) {
     const found = await onPath(candidate, env.PATH ?? "");

@@ -291,7 +291,8 @@ describe("pull requests on GitHub", () => {
         .filter((event) => event.kind === "pr-plan")
         .map((event) => `${event.pr} ${event.status}`),
     ).toEqual(["20 superseded", "21 superseded"]);
-    expect(forge.statuses(quick)).toEqual([]);
+    // The quick plan may have started beside the slow one before the close arrived; it never finished.
+    expect(forge.statuses(quick).every((status) => status.state === "pending")).toBe(true);
     expect(forge.statuses(slow).map((status) => status.state)).toEqual(["pending"]);
     expect(forge.comments(20)).toEqual([]);
     expect(forge.comments(21)).toEqual([]);

@@ -8,6 +8,7 @@ import { planCommand } from "../engine/plan.ts";
 import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
 import { type SynthReport, synthCommand } from "../engine/synth.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
+import { migrateStoreCommand } from "./migrate-store.ts";
 import { renderReport, renderSynth } from "./render.ts";
 import { serve } from "./serve.ts";
 
@@ -17,7 +18,8 @@ const USAGE = `Usage:
   gitops-runner plan   --repo URL|PATH [--ref REF] [--base REF] [--stack NAME]... [--json]
   gitops-runner apply  --repo URL|PATH [--ref REF] [--stack NAME]... [--allow-destroy] [--json]
   gitops-runner drift  --repo URL|PATH [--stack NAME]... [--correct] [--json]
-common: [--data-dir DIR] [--app-dir PATH-IN-REPO] [--config FILE]`;
+common: [--data-dir DIR] [--app-dir PATH-IN-REPO] [--config FILE]
+  gitops-runner migrate-store --config FILE [--data-dir DIR] [--json]   (the embedded store into PostgreSQL)`;
 
 const COMMANDS = ["synth", "plan", "apply", "drift"] as const;
 type Command = (typeof COMMANDS)[number];
@@ -39,6 +41,7 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
   // Everything the runner and its children write (state, records, plans) is private to its user.
   process.umask(0o077);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env, output);
+  if (argv[0] === "migrate-store") return migrateStoreCommand(argv.slice(1), env, output);
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);

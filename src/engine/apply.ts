@@ -76,7 +76,7 @@ async function applyOne(
           purpose: "apply",
           requireState: last !== undefined,
         });
-        const recorded = planRecord(planned);
+        const recorded = planRecord(planned, context.redact);
         const decision = decideApply(planned, {
           policy,
           allowDestroy: options.allowDestroy,

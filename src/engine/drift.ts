@@ -132,7 +132,7 @@ async function checkStack(
       purpose: corrects ? "apply" : "plan",
       requireState: true,
     });
-    const recorded = planRecord(planned);
+    const recorded = planRecord(planned, context.redact);
     const drifted = planned.plan !== undefined && isDrifted(planned.plan);
     const resources = drifted && planned.plan ? driftReport(planned, driftedResources(planned.plan)) : [];
     const decision = decideDrift(

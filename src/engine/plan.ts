@@ -81,7 +81,7 @@ async function planOne(
       outcome: {
         status: "succeeded",
         result: planned.hasChanges ? "changes" : "no-changes",
-        ...planRecord(planned),
+        ...planRecord(planned, context.redact),
       },
     };
   });

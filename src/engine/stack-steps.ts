@@ -114,12 +114,18 @@ export async function planStack(
   };
 }
 
-/** What a run's record keeps of a plan: its summary, resources, the redacted plan JSON and versions. */
-export function planRecord(planned: PlannedStack) {
+/**
+ * What a run's record keeps of a plan: its summary, resources, the plan JSON
+ * (values Terraform marks sensitive, and values the runner injected, hidden)
+ * and versions.
+ */
+export function planRecord(planned: PlannedStack, redact: (text: string) => string) {
   return {
     summary: planned.summary,
     resources: planned.resources,
-    ...(planned.plan ? { plan: redactPlan(planned.plan) } : {}),
+    ...(planned.plan
+      ? { plan: JSON.parse(redact(JSON.stringify(redactPlan(planned.plan)))) as unknown }
+      : {}),
     engine: planned.version.engine,
     engineVersion: planned.version.version,
     providers: planned.version.providers,

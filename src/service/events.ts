@@ -23,6 +23,7 @@ export interface EventQueue {
     stack: string | undefined,
     statuses?: readonly ("queued" | "running")[],
   ): Promise<EventRecord | undefined>;
+  openPullRequestEvent(scope: string, kind: EventKind, pr: number): Promise<EventRecord | undefined>;
   countQueued(scope: string): Promise<number>;
   listOpenEvents(scope: string, limit: number): Promise<EventRecord[]>;
   interruptAbandoned(

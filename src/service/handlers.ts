@@ -40,6 +40,7 @@ export interface HandlerOptions {
   readonly replanPullRequest: (
     pr: { number: number; headSha: string; fromFork: boolean },
     source: string,
+    options: { readonly replaceSameHead: boolean },
   ) => Promise<void>;
   readonly onRunFinished: NonNullable<EngineContext["onRunFinished"]>;
 }
@@ -131,7 +132,7 @@ export class EventHandlers {
       for (const open of await flow.openPullRequests()) {
         const known = await this.#options.records.getPullRequest(app.repoId, open.number);
         if (known?.plannedHead === open.headSha) continue;
-        await this.#options.replanPullRequest(open, "poll");
+        await this.#options.replanPullRequest(open, "poll", { replaceSameHead: false });
       }
     }
     if (await this.#options.records.advanceHead(app, branch, head)) {
@@ -177,7 +178,7 @@ export class EventHandlers {
       // Open pull requests were planned against what was applied before: plan them again.
       if (report.stacks.some((stack) => stack.status === "applied")) {
         for (const open of await flow.openPullRequests()) {
-          await this.#options.replanPullRequest(open, "after-apply");
+          await this.#options.replanPullRequest(open, "after-apply", { replaceSameHead: true });
         }
       }
     }

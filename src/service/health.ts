@@ -11,13 +11,15 @@ import type { Logger } from "pino";
 export class Health {
   readonly #dataDir: string;
   readonly #minFreeBytes: number;
+  readonly #ping: () => Promise<void>;
   readonly #log: Logger;
   #disk: string | undefined;
   #store: string | undefined;
 
-  constructor(dataDir: string, minFreeBytes: number, logger: Logger) {
+  constructor(dataDir: string, minFreeBytes: number, ping: () => Promise<void>, logger: Logger) {
     this.#dataDir = dataDir;
     this.#minFreeBytes = minFreeBytes;
+    this.#ping = ping;
     this.#log = logger;
   }
 
@@ -29,9 +31,15 @@ export class Health {
     return { dataDir: this.#disk === undefined, store: this.#store === undefined };
   }
 
-  /** Checks free space and a write in the data directory. */
-  async checkDisk(): Promise<void> {
+  /** Checks free space and a write in the data directory, and that the database answers. */
+  async check(): Promise<void> {
     this.#setDisk(await diskProblem(this.#dataDir, this.#minFreeBytes));
+    this.storeHealth(
+      await this.#ping().then(
+        () => undefined,
+        (error: unknown) => error ?? new Error("the database did not answer"),
+      ),
+    );
   }
 
   /** The database failed (an error) or answered again (undefined). */

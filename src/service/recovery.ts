@@ -69,12 +69,24 @@ export async function recoverAbandoned(
     }
     if (run.stack !== "*" && (run.kind === "apply" || run.kind === "drift")) stacks.add(run.stack);
   }
-  // The embedded store serves one process: every lock left in it was a dead process's.
+  // The embedded store serves one process: every lock left in it was a dead process's. In a
+  // shared store, the locks of each replica whose events were abandoned go with them.
   if (options.exclusive) await records.releaseLocksHeldBy("");
+  else {
+    for (const holder of new Set(events.map((event) => processOf(event.claimedBy)))) {
+      if (holder) await records.releaseLocksHeldBy(holder);
+    }
+  }
   if (events.some((event) => event.kind === "apply") || runs.some((run) => run.kind === "apply")) {
     await records.resetHead(options.app);
   }
   return { stacks: [...stacks], runs };
+}
+
+/** "host:pid:" of a worker's holder name ("host:pid:worker-0"), naming every lock its process took. */
+function processOf(holder: string | undefined): string | undefined {
+  const end = holder?.lastIndexOf(":") ?? -1;
+  return holder && end > 0 ? holder.slice(0, end + 1) : undefined;
 }
 
 function isAlive(pgid: number): boolean {

@@ -97,7 +97,12 @@ export class RunnerService implements ServiceApi {
     this.#app = appKey(options.context);
     this.#scope = scopeOf(this.#app);
     this.#leaderKey = `leader:${this.#scope}`;
-    this.#health = new Health(options.context.dataDir, options.minFreeBytes, options.logger);
+    this.#health = new Health(
+      options.context.dataDir,
+      options.minFreeBytes,
+      () => options.records.ping(),
+      options.logger,
+    );
     this.#metrics = new ServiceMetrics({
       queueDepth: () => this.#records.countQueued(this.#scope),
       stacksDrifted: async () =>
@@ -120,7 +125,7 @@ export class RunnerService implements ServiceApi {
       ...(options.pullRequests ? { pullRequests: options.pullRequests } : {}),
       pollPullRequests: options.pollPullRequests === true,
       enqueue: (event) => this.#enqueue(event),
-      replanPullRequest: (pr, source) => this.#replanPullRequest(pr, source),
+      replanPullRequest: (pr, source, options) => this.#replanPullRequest(pr, source, options),
       onRunFinished: (run) => this.#metrics.runFinished(run.kind, run.status, run.durationMs),
     });
     this.#workers = new WorkerPool({
@@ -139,8 +144,8 @@ export class RunnerService implements ServiceApi {
 
   /** Recovers from a crash, then starts the workers and the timers. */
   async start(): Promise<void> {
-    await this.#health.checkDisk();
-    this.#every(5000, () => this.#health.checkDisk());
+    await this.#health.check();
+    this.#every(2000, () => this.#health.check());
     this.#workers.start();
     await this.#recover(this.#options.records.dialect === "sqlite");
     this.#recovered = true;
@@ -329,11 +334,18 @@ export class RunnerService implements ServiceApi {
     await this.#enqueue({ kind, ...(stack ? { stack } : {}), source });
   }
 
-  /** Queues a plan of a pull request's head in place of any queued or running one of an older head. */
+  /**
+   * Queues a plan of a pull request's head in place of any queued or running
+   * one. A plan of the same head already on its way stands, unless the
+   * baseline moved (after an apply), when it is replaced too.
+   */
   async #replanPullRequest(
     pr: { number: number; headSha: string; fromFork: boolean },
     source: string,
+    options: { readonly replaceSameHead: boolean },
   ): Promise<void> {
+    const open = await this.#records.openPullRequestEvent(this.#scope, "pr-plan", pr.number);
+    if (open?.commit === pr.headSha && !options.replaceSameHead) return;
     await this.#records.savePullRequest(this.#app.repoId, {
       number: pr.number,
       state: "open",

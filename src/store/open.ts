@@ -15,6 +15,15 @@ export async function openStore(
   env: Readonly<Record<string, string | undefined>>,
   dataDir: string,
 ): Promise<SqlStore> {
+  return new SqlStore(await openDriver(config, env, dataDir));
+}
+
+/** The configured database, migrated to the newest schema. */
+export async function openDriver(
+  config: RunnerConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  dataDir: string,
+): Promise<SqlDriver> {
   let driver: SqlDriver;
   if (config.store.type === "postgres") {
     const url = env[config.store.urlEnv];
@@ -35,5 +44,5 @@ export async function openStore(
     await driver.close();
     throw error;
   }
-  return new SqlStore(driver);
+  return driver;
 }

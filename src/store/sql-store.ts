@@ -484,6 +484,16 @@ export class SqlStore {
     return row ? toEvent(row) : undefined;
   }
 
+  /** The newest queued or running event of a kind for a pull request, if any. */
+  async openPullRequestEvent(scope: string, kind: EventKind, pr: number): Promise<EventRecord | undefined> {
+    const row = await this.#db.get(
+      `SELECT * FROM events WHERE scope = ? AND kind = ? AND pr = ? AND status IN ('queued', 'running')
+       ORDER BY seq DESC LIMIT 1`,
+      [scope, kind, pr],
+    );
+    return row ? toEvent(row) : undefined;
+  }
+
   async countQueued(scope: string): Promise<number> {
     const row = await this.#db.get<{ n: number }>(
       "SELECT count(*) AS n FROM events WHERE scope = ? AND status = 'queued'",
