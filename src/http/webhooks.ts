@@ -1,0 +1,92 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { RunnerError } from "../errors.ts";
+import { githubDelivery, gitlabDelivery } from "../forge/webhooks.ts";
+import type { ServiceApi } from "../service/api.ts";
+import { parse } from "./validation.ts";
+
+/** The forge's webhook: GitHub (HMAC secret) or GitLab (token). */
+export interface ForgeWebhook {
+  readonly kind: "github" | "gitlab";
+  readonly secret: string;
+}
+
+const SIGNATURE_HEADER = "x-gitops-runner-signature";
+const DELIVERY_HEADER = "x-gitops-runner-delivery";
+const deliverySchema = z.string().min(1).max(200);
+/** Permissive: a sender may add fields; only these are read. */
+const genericPayloadSchema = z.object({ repository: z.string().exactOptional() });
+
+/**
+ * `POST /webhooks/generic` (when `secret` is set) and `POST /webhooks/<forge>` (when `forge` is set).
+ * In their own scope so that only these routes keep JSON bodies as the raw bytes:
+ * the signature covers those bytes, and the JSON is parsed only once they are verified.
+ */
+export function webhookRoutes(
+  app: FastifyInstance,
+  deps: {
+    readonly service: Pick<ServiceApi, "requestPoll" | "forgeEvent">;
+    readonly secret: string | undefined;
+    readonly forge: ForgeWebhook | undefined;
+  },
+): void {
+  const { service, secret, forge } = deps;
+  if (secret === undefined && forge === undefined) return;
+  app.register(async (scope) => {
+    scope.removeContentTypeParser("application/json");
+    scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
+      done(null, body);
+    });
+
+    if (forge !== undefined) {
+      // Verified first (signature or token), persisted, answered 202; a delivery the runner
+      // does not act on is answered 202 too, and nothing is queued.
+      scope.post(`/webhooks/${forge.kind}`, async (request, reply) => {
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const delivery =
+          forge.kind === "github"
+            ? githubDelivery(forge.secret, request.headers, raw)
+            : gitlabDelivery(forge.secret, request.headers, raw);
+        if (delivery.event === undefined) return reply.code(202).send({ ignored: true });
+        const accepted = await service.forgeEvent(delivery.event, delivery.id);
+        request.log.info(
+          { deliveryId: delivery.id, event: delivery.event.kind, ...accepted },
+          "webhook accepted",
+        );
+        return reply.code(202).send(accepted);
+      });
+    }
+    if (secret === undefined) return;
+
+    scope.post("/webhooks/generic", async (request, reply) => {
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      verifySignature(secret, raw, request.headers[SIGNATURE_HEADER]);
+      const deliveryId = parse(deliverySchema, request.headers[DELIVERY_HEADER], DELIVERY_HEADER);
+      const payload = parse(genericPayloadSchema, parseJson(raw), "body");
+      const accepted = await service.requestPoll("generic", deliveryId);
+      request.log.info({ deliveryId, repository: payload.repository, ...accepted }, "webhook accepted");
+      return reply.code(202).send(accepted);
+    });
+  });
+}
+
+function verifySignature(secret: string, body: Buffer, header: string | string[] | undefined): void {
+  const match = typeof header === "string" ? /^sha256=([0-9a-f]+)$/i.exec(header.trim()) : null;
+  if (match?.[1] === undefined) {
+    throw new RunnerError("SIGNATURE_INVALID", `${SIGNATURE_HEADER}: missing or not "sha256=<hex>"`);
+  }
+  const presented = Buffer.from(match[1], "hex");
+  const expected = createHmac("sha256", secret).update(body).digest();
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+    throw new RunnerError("SIGNATURE_INVALID", `${SIGNATURE_HEADER}: does not match the body`);
+  }
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch (error) {
+    throw new RunnerError("BAD_REQUEST", "body: not valid JSON", { cause: error });
+  }
+}
