@@ -11,6 +11,7 @@ import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
 import { triggerRoutes } from "./routes/triggers.ts";
 import { runLinker } from "./run-views.ts";
+import { zodValidatorCompiler } from "./validation.ts";
 import { type ForgeWebhook, webhookRoutes } from "./webhooks.ts";
 
 /**
@@ -43,6 +44,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   );
   const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT_BYTES });
   installErrorHandling(app);
+  app.setValidatorCompiler(zodValidatorCompiler);
 
   const { service } = options;
   const access = accessChecker(options.tokens);

@@ -6,7 +6,7 @@ import type { AccessCheck } from "../auth.ts";
 import { type Html, html } from "../html.ts";
 import { prefersHtml } from "../negotiation.ts";
 import { type RunLinker, requireRun } from "../run-views.ts";
-import { parse, runParamsSchema } from "../validation.ts";
+import { runParamsSchema, type ZodTypeProvider } from "../validation.ts";
 
 /** Inline styles only; no scripts, no external assets, no frames. */
 const RUN_PAGE_POLICY =
@@ -26,19 +26,24 @@ export function runPageRoutes(
   const { service, access, runUrl } = deps;
   // Also takes the token as `?token=`: a link to this page (in a PR comment or
   // a chat message) must open in a browser, which sends no Authorization header.
-  app.get("/runs/:id", { onRequest: access("read", { allowQueryToken: true }) }, async (request, reply) => {
-    parse(runPageQuerySchema, request.query, "query");
-    const { id } = parse(runParamsSchema, request.params, "params");
-    const run = await requireRun(service, id);
-    reply.header("vary", "Accept").header("cache-control", "no-store");
-    if (!prefersHtml(request.headers.accept)) return { ...run, ...runUrl(run.id) };
-    return reply
-      .type("text/html; charset=utf-8")
-      .header("content-security-policy", RUN_PAGE_POLICY)
-      .header("referrer-policy", "no-referrer")
-      .header("x-content-type-options", "nosniff")
-      .send(runPage(run).text);
-  });
+  app.withTypeProvider<ZodTypeProvider>().get(
+    "/runs/:id",
+    {
+      onRequest: access("read", { allowQueryToken: true }),
+      schema: { params: runParamsSchema, querystring: runPageQuerySchema },
+    },
+    async (request, reply) => {
+      const run = await requireRun(service, request.params.id);
+      reply.header("vary", "Accept").header("cache-control", "no-store");
+      if (!prefersHtml(request.headers.accept)) return { ...run, ...runUrl(run.id) };
+      return reply
+        .type("text/html; charset=utf-8")
+        .header("content-security-policy", RUN_PAGE_POLICY)
+        .header("referrer-policy", "no-referrer")
+        .header("x-content-type-options", "nosniff")
+        .send(runPage(run).text);
+    },
+  );
 }
 
 function runPage(run: RunRecord): Html {

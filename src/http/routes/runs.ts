@@ -4,7 +4,13 @@ import type { RunFilter, ServiceApi } from "../../service/api.ts";
 import type { RunKind, RunStatus } from "../../store/store.ts";
 import type { AccessCheck } from "../auth.ts";
 import { listView, type RunLinker, requireRun } from "../run-views.ts";
-import { emptyBodySchema, emptyQuerySchema, nameSchema, parse, runParamsSchema } from "../validation.ts";
+import {
+  emptyBodySchema,
+  emptyQuerySchema,
+  nameSchema,
+  runParamsSchema,
+  type ZodTypeProvider,
+} from "../validation.ts";
 
 const RUN_KINDS = ["synth", "plan", "apply", "drift"] as const satisfies readonly RunKind[];
 const RUN_STATUSES = [
@@ -35,23 +41,29 @@ export function runRoutes(
   },
 ): void {
   const { service, access, runUrl } = deps;
+  const api = app.withTypeProvider<ZodTypeProvider>();
 
-  app.get("/api/runs", { onRequest: access("read") }, async (request) => {
-    const query = parse(runsQuerySchema, request.query, "query");
-    const runs = await service.listRuns(query satisfies RunFilter);
-    return { runs: runs.map((run) => ({ ...listView(run), ...runUrl(run.id) })) };
-  });
+  api.get(
+    "/api/runs",
+    { onRequest: access("read"), schema: { querystring: runsQuerySchema } },
+    async (request) => {
+      const runs = await service.listRuns(request.query satisfies RunFilter);
+      return { runs: runs.map((run) => ({ ...listView(run), ...runUrl(run.id) })) };
+    },
+  );
 
-  app.get("/api/runs/:id", { onRequest: access("read") }, async (request) => {
-    parse(emptyQuerySchema, request.query, "query");
-    const { id } = parse(runParamsSchema, request.params, "params");
-    const run = await requireRun(service, id);
-    return { ...run, ...runUrl(run.id) };
-  });
+  api.get(
+    "/api/runs/:id",
+    { onRequest: access("read"), schema: { params: runParamsSchema, querystring: emptyQuerySchema } },
+    async (request) => {
+      const run = await requireRun(service, request.params.id);
+      return { ...run, ...runUrl(run.id) };
+    },
+  );
 
-  app.post("/api/runs/:id/approve", { onRequest: access("write") }, async (request, reply) => {
-    const { id } = parse(runParamsSchema, request.params, "params");
-    parse(emptyBodySchema, request.body, "body");
-    return reply.code(202).send(await service.approve(id));
-  });
+  api.post(
+    "/api/runs/:id/approve",
+    { onRequest: access("write"), schema: { params: runParamsSchema, body: emptyBodySchema } },
+    async (request, reply) => reply.code(202).send(await service.approve(request.params.id)),
+  );
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ServiceApi } from "../../service/api.ts";
 import type { AccessCheck } from "../auth.ts";
-import { emptyBodySchema, parse, stackParamsSchema } from "../validation.ts";
+import { emptyBodySchema, stackParamsSchema, type ZodTypeProvider } from "../validation.ts";
 
 /** The stacks and their locks. */
 export function stackRoutes(
@@ -9,13 +9,16 @@ export function stackRoutes(
   deps: { readonly service: Pick<ServiceApi, "listStacks" | "releaseLock">; readonly access: AccessCheck },
 ): void {
   const { service, access } = deps;
+  const api = app.withTypeProvider<ZodTypeProvider>();
 
-  app.get("/api/stacks", { onRequest: access("read") }, async () => ({ stacks: await service.listStacks() }));
+  api.get("/api/stacks", { onRequest: access("read") }, async () => ({ stacks: await service.listStacks() }));
 
-  app.delete("/api/stacks/:name/lock", { onRequest: access("write") }, async (request) => {
-    const { name } = parse(stackParamsSchema, request.params, "params");
-    parse(emptyBodySchema, request.body, "body");
-    const { released } = await service.releaseLock(name);
-    return { released };
-  });
+  api.delete(
+    "/api/stacks/:name/lock",
+    { onRequest: access("write"), schema: { params: stackParamsSchema, body: emptyBodySchema } },
+    async (request) => {
+      const { released } = await service.releaseLock(request.params.name);
+      return { released };
+    },
+  );
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ServiceApi, TriggerKind } from "../../service/api.ts";
 import type { AccessCheck } from "../auth.ts";
-import { emptyBodySchema, parse, stackParamsSchema } from "../validation.ts";
+import { emptyBodySchema, stackParamsSchema, type ZodTypeProvider } from "../validation.ts";
 
 const TRIGGER_KINDS = ["plan", "apply", "drift"] as const satisfies readonly TriggerKind[];
 
@@ -11,17 +11,19 @@ export function triggerRoutes(
   deps: { readonly service: Pick<ServiceApi, "trigger">; readonly access: AccessCheck },
 ): void {
   const { service, access } = deps;
-  const write = { onRequest: access("write") };
+  const api = app.withTypeProvider<ZodTypeProvider>();
 
   for (const kind of TRIGGER_KINDS) {
-    app.post(`/api/stacks/:name/${kind}`, write, async (request, reply) => {
-      const { name } = parse(stackParamsSchema, request.params, "params");
-      parse(emptyBodySchema, request.body, "body");
-      return reply.code(202).send(await service.trigger({ kind, stack: name }));
-    });
-    app.post(`/api/${kind}`, write, async (request, reply) => {
-      parse(emptyBodySchema, request.body, "body");
-      return reply.code(202).send(await service.trigger({ kind }));
-    });
+    api.post(
+      `/api/stacks/:name/${kind}`,
+      { onRequest: access("write"), schema: { params: stackParamsSchema, body: emptyBodySchema } },
+      async (request, reply) =>
+        reply.code(202).send(await service.trigger({ kind, stack: request.params.name })),
+    );
+    api.post(
+      `/api/${kind}`,
+      { onRequest: access("write"), schema: { body: emptyBodySchema } },
+      async (_request, reply) => reply.code(202).send(await service.trigger({ kind })),
+    );
   }
 }
