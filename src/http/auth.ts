@@ -1,5 +1,5 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
+import { sameSecret } from "../crypto/hmac.ts";
 import { RunnerError } from "../errors.ts";
 
 /** Bearer tokens: write tokens may also read. */
@@ -18,19 +18,17 @@ export type AccessCheck = (
 
 /**
  * Builds `onRequest` hooks that admit a bearer token with the needed access.
- * Tokens are compared as SHA-256 digests with `timingSafeEqual`, against every
- * configured token, so neither a token's content nor its length shows in timing.
+ * A token is compared in constant time with every configured token, so neither
+ * a token's content nor its length, nor which one matched, shows in timing.
  */
 export function accessChecker(tokens: Tokens): AccessCheck {
-  const digest = (token: string): Buffer => createHash("sha256").update(token).digest();
-  const configured = (list: readonly string[]) => list.filter((token) => token.length > 0).map(digest);
+  const configured = (list: readonly string[]) => list.filter((token) => token.length > 0);
   const readTokens = configured(tokens.read);
   const writeTokens = configured(tokens.write);
-  const matchesAny = (presented: Buffer, list: readonly Buffer[]): boolean =>
-    list.reduce((found, token) => timingSafeEqual(token, presented) || found, false);
+  const matchesAny = (presented: string, list: readonly string[]): boolean =>
+    list.reduce((found, token) => sameSecret(presented, token) || found, false);
 
-  const grantOf = (token: string): Access | undefined => {
-    const presented = digest(token);
+  const grantOf = (presented: string): Access | undefined => {
     const write = matchesAny(presented, writeTokens);
     const read = matchesAny(presented, readTokens);
     return write ? "write" : read ? "read" : undefined;

@@ -1,6 +1,6 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { checkSignatureHeader } from "../crypto/hmac.ts";
 import { RunnerError } from "../errors.ts";
 import { githubDelivery, gitlabDelivery } from "../forge/webhooks.ts";
 import type { ServiceApi } from "../service/api.ts";
@@ -61,7 +61,13 @@ export function webhookRoutes(
 
     scope.post("/webhooks/generic", async (request, reply) => {
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      verifySignature(secret, raw, request.headers[SIGNATURE_HEADER]);
+      checkSignatureHeader({
+        secret,
+        body: raw,
+        header: SIGNATURE_HEADER,
+        value: request.headers[SIGNATURE_HEADER],
+        form: "sha256=",
+      });
       const deliveryId = parse(deliverySchema, request.headers[DELIVERY_HEADER], DELIVERY_HEADER);
       const payload = parse(genericPayloadSchema, parseJson(raw), "body");
       const accepted = await service.requestPoll("generic", deliveryId);
@@ -69,18 +75,6 @@ export function webhookRoutes(
       return reply.code(202).send(accepted);
     });
   });
-}
-
-function verifySignature(secret: string, body: Buffer, header: string | string[] | undefined): void {
-  const match = typeof header === "string" ? /^sha256=([0-9a-f]+)$/i.exec(header.trim()) : null;
-  if (match?.[1] === undefined) {
-    throw new RunnerError("SIGNATURE_INVALID", `${SIGNATURE_HEADER}: missing or not "sha256=<hex>"`);
-  }
-  const presented = Buffer.from(match[1], "hex");
-  const expected = createHmac("sha256", secret).update(body).digest();
-  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-    throw new RunnerError("SIGNATURE_INVALID", `${SIGNATURE_HEADER}: does not match the body`);
-  }
 }
 
 function parseJson(raw: Buffer): unknown {
