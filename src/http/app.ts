@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import { RunnerError } from "../errors.ts";
 import type { ServiceApi } from "../service/api.ts";
 import { accessChecker, type Tokens } from "./auth.ts";
-import { installErrorHandling } from "./errors.ts";
+import { answerClientError, installErrorHandling, sendError } from "./errors.ts";
+import { jsonBodyParser } from "./json-body.ts";
 import { serializeRequest } from "./logging.ts";
 import { runPageRoutes } from "./pages/run-page.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -11,7 +12,7 @@ import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
 import { triggerRoutes } from "./routes/triggers.ts";
 import { runLinker } from "./run-views.ts";
-import { zodValidatorCompiler } from "./validation.ts";
+import { MAX_NAME_LENGTH, zodValidatorCompiler } from "./validation.ts";
 import { type ForgeWebhook, webhookRoutes } from "./webhooks.ts";
 
 /**
@@ -42,8 +43,17 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     { component: "http" },
     { serializers: { req: serializeRequest } },
   );
-  const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT_BYTES });
+  const app = Fastify({
+    loggerInstance,
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_NAME_LENGTH },
+    // What the router and Node's HTTP parser refuse gets the same error body as everything else.
+    frameworkErrors: sendError,
+    clientErrorHandler: answerClientError,
+  });
   installErrorHandling(app);
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, jsonBodyParser);
   app.setValidatorCompiler(zodValidatorCompiler);
 
   const { service } = options;

@@ -1,5 +1,8 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { maxHeaderSize, type ServerResponse, STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import type { ConnectionError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { RunnerError } from "../errors.ts";
+import { MAX_NAME_LENGTH } from "./validation.ts";
 
 /** The one table from error code to HTTP status; every error body carries one of these codes. */
 export const STATUS_OF = {
@@ -10,10 +13,13 @@ export const STATUS_OF = {
   NOT_FOUND: 404,
   STACK_UNKNOWN: 404,
   RUN_NOT_FOUND: 404,
+  REQUEST_TIMEOUT: 408,
   RUN_NOT_BLOCKED: 409,
   STACK_LOCKED: 409,
   PAYLOAD_TOO_LARGE: 413,
+  URI_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
 } as const satisfies Record<string, number>;
 
@@ -40,7 +46,8 @@ export function installErrorHandling(app: FastifyInstance): void {
   );
 }
 
-function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+/** The error handler; also fastify's `frameworkErrors`, which the router raises before any route runs. */
+export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const { code, message } = describeError(error);
   const status = STATUS_OF[code];
   if (status >= 500) {
@@ -58,14 +65,25 @@ function describeError(error: unknown): { code: HttpErrorCode; message: string }
     return { code: error.code, message: error.message };
   }
   const client = fastifyClientError(error);
-  if (client !== undefined) {
-    if (client.code === "FST_ERR_CTP_INVALID_JSON_BODY")
-      return { code: "BAD_REQUEST", message: "body: not valid JSON" };
-    if (client.statusCode === 413) return { code: "PAYLOAD_TOO_LARGE", message: client.message };
-    if (client.statusCode === 415) return { code: "UNSUPPORTED_MEDIA_TYPE", message: client.message };
-    return { code: "BAD_REQUEST", message: client.message };
-  }
+  if (client !== undefined)
+    return ROUTER_ERRORS[client.code] ?? { code: codeOfStatus(client.statusCode), message: client.message };
   return { code: "INTERNAL", message: "internal error" };
+}
+
+/** The router's own refusals, reworded: fastify's messages repeat the URL, and with it a `?token=`. */
+const ROUTER_ERRORS: Readonly<Record<string, { code: HttpErrorCode; message: string }>> = {
+  FST_ERR_BAD_URL: { code: "BAD_REQUEST", message: "url: the path is not valid percent-encoding" },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    code: "URI_TOO_LONG",
+    message: `url: a path parameter is longer than ${MAX_NAME_LENGTH} characters`,
+  },
+};
+
+function codeOfStatus(status: number): HttpErrorCode {
+  if (status === 413) return "PAYLOAD_TOO_LARGE";
+  if (status === 414) return "URI_TOO_LONG";
+  if (status === 415) return "UNSUPPORTED_MEDIA_TYPE";
+  return "BAD_REQUEST";
 }
 
 /** Fastify's own request errors (`FST_*` with a 4xx status) describe the request, never the runner. */
@@ -82,4 +100,41 @@ function fastifyClientError(
 function pathOf(url: string): string {
   const queryStart = url.indexOf("?");
   return queryStart === -1 ? url : url.slice(0, queryStart);
+}
+
+/** What Node's HTTP parser refused, keyed by its error code; anything else is malformed HTTP. */
+const CONNECTION_ERRORS: Readonly<Record<string, { code: HttpErrorCode; message: string }>> = {
+  HPE_HEADER_OVERFLOW: {
+    code: "HEADERS_TOO_LARGE",
+    message: `headers: larger than the limit of ${maxHeaderSize} bytes`,
+  },
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: { code: "PAYLOAD_TOO_LARGE", message: "body: chunk extensions too large" },
+  ERR_HTTP_REQUEST_TIMEOUT: { code: "REQUEST_TIMEOUT", message: "the request did not arrive in time" },
+};
+
+/**
+ * fastify's `clientErrorHandler`: answers what Node's HTTP parser refused before
+ * fastify saw a request (headers over the size limit, malformed HTTP, a request
+ * that took too long) in the same error shape, then closes the connection. As
+ * Node does, it writes nothing once a response on this connection has started.
+ */
+export function answerClientError(this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const { code, message } = CONNECTION_ERRORS[error.code] ?? {
+    code: "BAD_REQUEST",
+    message: "not a valid HTTP request",
+  };
+  const status = STATUS_OF[code];
+  // Never the error itself: its rawPacket holds the request's bytes, tokens included.
+  this.log.info({ code, status }, "request refused");
+  // Node keeps the response in flight on a keep-alive connection here.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify(errorBody(code, message));
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

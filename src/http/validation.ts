@@ -24,11 +24,14 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> =
     };
   };
 
+/** The longest stack or run name, and so the longest path parameter the router passes on. */
+export const MAX_NAME_LENGTH = 200;
+
 /** A stack or run name as it appears in a path or a query. */
 export const nameSchema = z
   .string()
   .min(1)
-  .max(200)
+  .max(MAX_NAME_LENGTH)
   .regex(/^[A-Za-z0-9._-]+$/, "only letters, digits, '.', '_' and '-'");
 export const stackParamsSchema = z.strictObject({ name: nameSchema });
 export const runParamsSchema = z.strictObject({ id: nameSchema });

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { checkSignatureHeader } from "../crypto/hmac.ts";
-import { RunnerError } from "../errors.ts";
 import { githubDelivery, gitlabDelivery } from "../forge/webhooks.ts";
 import type { ServiceApi } from "../service/api.ts";
+import { parseJsonBody } from "./json-body.ts";
 import { parse } from "./validation.ts";
 
 /** The forge's webhook: GitHub (HMAC secret) or GitLab (token). */
@@ -69,18 +69,10 @@ export function webhookRoutes(
         form: "sha256=",
       });
       const deliveryId = parse(deliverySchema, request.headers[DELIVERY_HEADER], DELIVERY_HEADER);
-      const payload = parse(genericPayloadSchema, parseJson(raw), "body");
+      const payload = parse(genericPayloadSchema, parseJsonBody(raw.toString("utf8")), "body");
       const accepted = await service.requestPoll("generic", deliveryId);
       request.log.info({ deliveryId, repository: payload.repository, ...accepted }, "webhook accepted");
       return reply.code(202).send(accepted);
     });
   });
-}
-
-function parseJson(raw: Buffer): unknown {
-  try {
-    return JSON.parse(raw.toString("utf8"));
-  } catch (error) {
-    throw new RunnerError("BAD_REQUEST", "body: not valid JSON", { cause: error });
-  }
 }

@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { connect } from "node:net";
 import { pino } from "pino";
 import { onTestFinished } from "vitest";
 import { RunnerError } from "../../src/errors.ts";
@@ -210,6 +211,18 @@ export function sendTo(base: string, options: SendOptions): Promise<Sent> {
       if (!answered) reject(error);
     });
     request.end(payload);
+  });
+}
+
+/** Writes raw bytes on a fresh connection and reads everything until the server closes it. */
+export function sendRaw(base: string, text: string): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    socket.on("error", reject);
   });
 }
 
