@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type StartedHttp, sign, startHttp } from "./support/http-app.ts";
+import { SECRET, type StartedHttp, sign, startHttp } from "./support/http-app.ts";
 
 describe("the generic webhook", () => {
   const body = JSON.stringify({ repository: "https://git.example.com/infra.git", ref: "refs/heads/main" });
@@ -116,5 +116,76 @@ describe("the generic webhook", () => {
     expect(response.statusCode).toBe(404);
     expect(response.json().error.code).toBe("NOT_FOUND");
     expect(service.calls).toEqual([]);
+  });
+});
+
+describe("webhook content types", () => {
+  const body = JSON.stringify({ repository: "demo" });
+
+  it("refuses anything but JSON with 415 before the signature is checked, and queues nothing", async () => {
+    const { send, service } = await startHttp();
+    const signedEmpty = sign("");
+
+    const refusals = [
+      // Signed over an empty buffer: what a text body used to be checked against.
+      { "content-type": "text/plain", "x-gitops-runner-signature": signedEmpty },
+      { "content-type": "text/plain", "x-gitops-runner-signature": sign(body) },
+      { "content-type": "application/x-www-form-urlencoded", "x-gitops-runner-signature": sign(body) },
+      { "content-type": "application/json-seq", "x-gitops-runner-signature": sign(body) },
+      { "x-gitops-runner-signature": signedEmpty },
+      // Unsigned: the content type is refused first all the same.
+      { "content-type": "text/plain" },
+    ];
+    for (const headers of refusals) {
+      const response = await send({
+        method: "POST",
+        url: "/webhooks/generic",
+        headers: { "x-gitops-runner-delivery": "d-type", ...headers },
+        payload: body,
+      });
+      expect(response.statusCode, JSON.stringify(headers)).toBe(415);
+      expect(response.json()).toEqual({
+        error: {
+          code: "UNSUPPORTED_MEDIA_TYPE",
+          message: "content-type: webhooks are accepted as application/json only",
+        },
+      });
+    }
+    expect(service.calls).toEqual([]);
+  });
+
+  it("refuses a forge delivery that is not JSON the same way", async () => {
+    const { send, service } = await startHttp({ forgeWebhook: { kind: "github", secret: SECRET } });
+    const push = JSON.stringify({ ref: "refs/heads/main", after: "d".repeat(40) });
+
+    const form = await send({
+      method: "POST",
+      url: "/webhooks/github",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-hub-signature-256": sign(`payload=${encodeURIComponent(push)}`),
+        "x-github-delivery": "g-1",
+        "x-github-event": "push",
+      },
+      payload: `payload=${encodeURIComponent(push)}`,
+    });
+    const json = await send({
+      method: "POST",
+      url: "/webhooks/github",
+      headers: {
+        "content-type": "application/json",
+        "x-hub-signature-256": sign(push),
+        "x-github-delivery": "g-2",
+        "x-github-event": "push",
+      },
+      payload: push,
+    });
+
+    expect(form.statusCode).toBe(415);
+    expect(form.json().error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+    expect(json.statusCode).toBe(202);
+    expect(service.callsOf("forgeEvent")).toEqual([
+      [{ kind: "push", ref: "refs/heads/main", after: "d".repeat(40) }, "g-2"],
+    ]);
   });
 });

@@ -1,6 +1,7 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { checkSignatureHeader } from "../crypto/hmac.ts";
+import { RunnerError } from "../errors.ts";
 import { githubDelivery, gitlabDelivery } from "../forge/webhooks.ts";
 import type { ServiceApi } from "../service/api.ts";
 import { parseJsonBody } from "./json-body.ts";
@@ -22,6 +23,7 @@ const genericPayloadSchema = z.object({ repository: z.string().exactOptional() }
  * `POST /webhooks/generic` (when `secret` is set) and `POST /webhooks/<forge>` (when `forge` is set).
  * In their own scope so that only these routes keep JSON bodies as the raw bytes:
  * the signature covers those bytes, and the JSON is parsed only once they are verified.
+ * Any other content type is refused first: its body would never reach the check.
  */
 export function webhookRoutes(
   app: FastifyInstance,
@@ -34,6 +36,7 @@ export function webhookRoutes(
   const { service, secret, forge } = deps;
   if (secret === undefined && forge === undefined) return;
   app.register(async (scope) => {
+    scope.addHook("onRequest", async (request) => requireJson(request.headers["content-type"]));
     scope.removeContentTypeParser("application/json");
     scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
       done(null, body);
@@ -43,7 +46,7 @@ export function webhookRoutes(
       // Verified first (signature or token), persisted, answered 202; a delivery the runner
       // does not act on is answered 202 too, and nothing is queued.
       scope.post(`/webhooks/${forge.kind}`, async (request, reply) => {
-        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const raw = rawBody(request);
         const delivery =
           forge.kind === "github"
             ? githubDelivery(forge.secret, request.headers, raw)
@@ -60,7 +63,7 @@ export function webhookRoutes(
     if (secret === undefined) return;
 
     scope.post("/webhooks/generic", async (request, reply) => {
-      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const raw = rawBody(request);
       checkSignatureHeader({
         secret,
         body: raw,
@@ -75,4 +78,24 @@ export function webhookRoutes(
       return reply.code(202).send(accepted);
     });
   });
+}
+
+/**
+ * Refuses a delivery that is not `application/json` before its body is read. A
+ * form-encoded or text body would otherwise reach no parser that keeps its
+ * bytes, and its signature would be checked against nothing.
+ */
+function requireJson(contentType: string | undefined): void {
+  const mediaType = contentType?.split(";")[0]?.trim().toLowerCase();
+  if (mediaType !== "application/json") {
+    throw new RunnerError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      "content-type: webhooks are accepted as application/json only",
+    );
+  }
+}
+
+/** The body's exact bytes; a request that declares JSON but sends no body has none. */
+function rawBody(request: FastifyRequest): Buffer {
+  return Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
 }
