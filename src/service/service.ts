@@ -207,11 +207,11 @@ export class RunnerService implements ServiceApi {
   }
 
   async requestPoll(source: string, deliveryId: string): Promise<Accepted> {
-    return this.#enqueue({ kind: "poll", source: `webhook:${source}`, deliveryId });
+    return this.#joinOrQueuePoll(`webhook:${source}`, deliveryId);
   }
 
   async forgeEvent(event: ForgeEvent, deliveryId: string): Promise<Accepted> {
-    if (event.kind === "push") return this.#enqueue({ kind: "poll", source: "webhook:push", deliveryId });
+    if (event.kind === "push") return this.#joinOrQueuePoll("webhook:push", deliveryId);
     const source = `webhook:pull_request:${event.action}`;
     switch (event.action) {
       case "opened":
@@ -469,6 +469,16 @@ export class RunnerService implements ServiceApi {
     const accepted = await this.#store.enqueue({ id: this.#options.newId(), ...event });
     if (!accepted.duplicate) this.#wake?.();
     return { eventId: accepted.id, duplicate: accepted.duplicate };
+  }
+
+  /**
+   * A webhook's poll joins one already queued: that poll has not fetched yet, so it will
+   * see what the webhook announced. A running poll may have fetched already: not joined.
+   */
+  async #joinOrQueuePoll(source: string, deliveryId: string): Promise<Accepted> {
+    const queued = await this.#store.queuedEventId("poll");
+    if (queued !== undefined) return { eventId: queued, duplicate: false };
+    return this.#enqueue({ kind: "poll", source, deliveryId });
   }
 
   async #enqueueOnce(kind: "poll" | "drift", stack: string | undefined, source: string): Promise<void> {

@@ -326,6 +326,13 @@ export class SqliteStore implements Store {
     return row !== undefined;
   }
 
+  async queuedEventId(kind: EventKind): Promise<string | undefined> {
+    const row = this.#db
+      .prepare("SELECT id FROM events WHERE kind = ? AND status = 'queued' ORDER BY rowid LIMIT 1")
+      .get(kind) as { id: string } | undefined;
+    return row?.id;
+  }
+
   async interruptRunning(): Promise<RunRecord[]> {
     const rows = this.#db
       .prepare("SELECT * FROM runs WHERE status = 'running' ORDER BY rowid")

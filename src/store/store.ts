@@ -126,6 +126,8 @@ export interface Store {
   supersedeQueued(kind: EventKind, pr: number): Promise<number>;
   /** Whether an event of this kind and stack is queued or running. */
   hasOpenEvent(kind: EventKind, stack: string | undefined): Promise<boolean>;
+  /** The oldest queued (not yet running) event of this kind, for a trigger to join instead of queueing another. */
+  queuedEventId(kind: EventKind): Promise<string | undefined>;
 
   /** After a crash: running runs become interrupted, running events too; returns the runs. */
   interruptRunning(): Promise<RunRecord[]>;
