@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Repository } from "../git/repository.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { StateLocation } from "../state/local-state.ts";
-import type { Store } from "../store/store.ts";
+import type { RunOutcome, Store } from "../store/store.ts";
 import type { TerraformCli } from "../terraform/cli.ts";
 
 /** Everything the engine's workflows need, built once by the composition root. */
@@ -28,7 +28,9 @@ export interface EngineContext {
   readonly logger: Logger;
   readonly newRunId: () => string;
   readonly signal?: AbortSignal;
-  /** Told of every finished run, e.g. to count it in metrics. */
+  /** Told of every run as it starts, e.g. to show progress. */
+  readonly onRunStarted?: (run: StartedRun) => void;
+  /** Told of every finished run, e.g. to count it in metrics or show progress. */
   readonly onRunFinished?: (run: FinishedRun) => void;
   /** Told of every synthesized commit: its stacks (name to dependencies) and policy. */
   readonly onSynthesized?: (
@@ -38,11 +40,14 @@ export interface EngineContext {
   ) => Promise<void>;
 }
 
-export interface FinishedRun {
+export interface StartedRun {
   readonly id: string;
   readonly kind: string;
   readonly stack: string;
-  readonly status: string;
+  readonly commit: string;
+}
+
+export interface FinishedRun extends StartedRun, Pick<RunOutcome, "status" | "result" | "summary" | "error"> {
   readonly durationMs: number;
 }
 

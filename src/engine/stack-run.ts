@@ -69,6 +69,7 @@ export async function recordedRun(
     commit,
     trigger: context.trigger,
   });
+  context.onRunStarted?.({ id, kind, stack, commit });
   const scope: RunScope = {
     id,
     log,
@@ -114,11 +115,16 @@ export async function recordedRun(
     };
   }
   await context.store.finishRun(id, { ...result.outcome, log: log.text() });
+  const { status, result: word, summary, error } = result.outcome;
   context.onRunFinished?.({
     id,
     kind,
     stack,
-    status: result.outcome.status,
+    commit,
+    status,
+    result: word,
+    ...(summary ? { summary } : {}),
+    ...(error ? { error } : {}),
     durationMs: performance.now() - started,
   });
   logger.info({ status: result.outcome.status, result: result.outcome.result }, "run finished");
