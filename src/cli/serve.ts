@@ -84,16 +84,18 @@ export async function serve(configFile: string | undefined, env: Environment): P
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
   });
 
+  // Handled from before "listening" is logged: whoever waits for that line may signal at once.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
   await service.start();
   // A container listens on every interface; the image sets this.
   const host = env.GITOPS_RUNNER_LISTEN_HOST || config.listen.host;
   const url = await http.listen({ host, port: config.listen.port });
   logger.info({ url, repository: normalizeRepoAddress(repo), appDir, dataDir }, "listening");
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopSignal;
   logger.info({ signal }, "stopping: no new work; running steps finish or are cancelled");
   await http.close();
   await service.stop();
