@@ -22,8 +22,12 @@ import { normalizeRepoAddress } from "../state/local-state.ts";
  * `gitops-runner serve`: the long-running runner. Resolves when a SIGTERM or
  * SIGINT has drained it; the returned code is the process's exit code.
  */
-export async function serve(configFile: string | undefined, env: Environment): Promise<number> {
-  const logger = createLogger(env);
+export async function serve(
+  configFile: string | undefined,
+  env: Environment,
+  terminal: boolean,
+): Promise<number> {
+  const logger = createLogger(env, { terminal });
   const config = await readRunnerConfig(configFile);
   const secrets = resolveSecrets(configFile ?? "(defaults)", config, env);
   const dataDir = path.resolve(config.dataDir ?? defaultDataDir(env));
