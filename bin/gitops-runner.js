@@ -5,5 +5,6 @@ import { main } from "../src/cli/main.ts";
 const code = await main(process.argv.slice(2), process.env, {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  terminal: process.stderr.isTTY === true,
 });
 process.exitCode = code;

@@ -7,4 +7,5 @@ import { main } from "../src/cli/main.ts";
 process.exitCode = await main(["serve", ...process.argv.slice(2)], process.env, {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  terminal: process.stderr.isTTY === true,
 });

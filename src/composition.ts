@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import pino, { type Logger } from "pino";
+import pinoPretty from "pino-pretty";
 import type { RunnerConfig } from "./config/runner-config.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
@@ -52,19 +53,47 @@ export function defaultDataDir(env: Environment): string {
   return path.resolve(env.GITOPS_RUNNER_DATA_DIR || ".gitops-runner");
 }
 
+export interface LoggerOptions {
+  /** Whether stderr, where logs go, is a terminal: people read it there. */
+  readonly terminal: boolean;
+  /** The level unless GITOPS_RUNNER_LOG_LEVEL sets one. */
+  readonly level?: string;
+  /** Hides the values the runner injects (see redactorFor) in every line. */
+  readonly redact?: (text: string) => string;
+}
+
 /**
- * The structured logger; every line is redacted of the values the runner
- * injects before it is written.
+ * The logger, on stderr: readable lines on a terminal, JSON lines elsewhere;
+ * GITOPS_RUNNER_LOG_FORMAT (`json` or `pretty`) forces either. Every line is
+ * redacted of the values the runner injects before either format sees it.
  */
-export function createLogger(env: Environment, redact: (text: string) => string = (text) => text): Logger {
-  const destination = pino.destination({ fd: 2, sync: true });
-  return pino(
-    {
-      level: env.GITOPS_RUNNER_LOG_LEVEL ?? "info",
-      base: null,
-      redact: { paths: ["*.token", "*.secret", "*.password", "env.*"], censor: "(redacted)" },
-    },
-    { write: (line: string) => destination.write(redact(line)) },
+export function createLogger(env: Environment, options: LoggerOptions): Logger {
+  const settings = {
+    level: env.GITOPS_RUNNER_LOG_LEVEL || options.level || "info",
+    base: null,
+    redact: { paths: ["*.token", "*.secret", "*.password", "env.*"], censor: "(redacted)" },
+  };
+  const redact = options.redact ?? ((text: string) => text);
+  const output =
+    logFormat(env, options.terminal) === "json"
+      ? pino.destination({ fd: 2, sync: true })
+      : pinoPretty({
+          destination: 2,
+          sync: true,
+          colorize: options.terminal && !env.NO_COLOR,
+          singleLine: true,
+          translateTime: "SYS:HH:MM:ss.l",
+        });
+  return pino(settings, { write: (line: string) => output.write(redact(line)) });
+}
+
+function logFormat(env: Environment, terminal: boolean): "json" | "pretty" {
+  const format = env.GITOPS_RUNNER_LOG_FORMAT;
+  if (!format) return terminal ? "pretty" : "json";
+  if (format === "json" || format === "pretty") return format;
+  throw new RunnerError(
+    "CONFIG_INVALID",
+    `GITOPS_RUNNER_LOG_FORMAT: expected "json" or "pretty", got "${format}"`,
   );
 }
 

@@ -1,8 +1,9 @@
 import { createHmac } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { access, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
+import { startFakeGitHub } from "./support/fake-github.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { READ_TOKEN, startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -30,6 +31,43 @@ function query<T>(data: string, sql: string): T[] {
 }
 
 const app = (replicas: number): AppSpec => ({ web: { service: { input: { replicas } } } });
+
+function signed(body: string): string {
+  return `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`;
+}
+
+/** POSTs a JSON webhook delivery; the status and the parsed answer. */
+async function post(
+  base: string,
+  route: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: { eventId: string; duplicate: boolean } }> {
+  const response = await fetch(new URL(route, base), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as { eventId: string; duplicate: boolean },
+  };
+}
+
+/** One stack whose only resource, on create, waits while the file `hold` exists (two minutes at most). */
+function heldApp(hold: string, started: string): string {
+  const wait = `touch ${started}; i=0; while [ -e ${hold} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done`;
+  return `import { App, DataResource, TerraformStack } from "cdktf";
+
+const app = new App();
+const web = new TerraformStack(app, "web");
+new DataResource(web, "held", {
+  input: { replicas: 1 },
+  provisioners: [{ type: "local-exec", command: ${JSON.stringify(wait)} }],
+});
+app.synth();
+`;
+}
 
 /** serve on a fresh repository and data directory, once its first apply is done. */
 async function servedAndApplied(config: Record<string, unknown>, env: Record<string, string> = {}) {
@@ -130,54 +168,97 @@ describe("gitops-runner serve", () => {
     expect(await served.stop()).toBe(0);
   });
 
-  it("accepts a burst of webhooks and API reads: each answered with a status, none lost, no duplicate runs", async () => {
-    const { repo, data, served } = await servedAndApplied(
-      { pollIntervalSeconds: 3600, webhooks: { generic: { secretEnv: "TEST_WEBHOOK_SECRET" } } },
-      { TEST_WEBHOOK_SECRET: WEBHOOK_SECRET },
-    );
-    const runsBefore = query(data, "SELECT id FROM runs").length;
-
-    const reads = Array.from({ length: 200 }, (_, index) =>
-      served
-        .api(index % 2 === 0 ? "/api/stacks" : "/api/runs", { token: READ_TOKEN })
-        .then((response) => response.status),
-    );
-    const deliveries = Array.from({ length: 50 }, (_, index) => {
-      const body = JSON.stringify({ repository: repo.dir });
-      return fetch(new URL("/webhooks/generic", served.url), {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-gitops-runner-delivery": `delivery-${index % 40}`,
-          "x-gitops-runner-signature": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
+  it("answers a burst of 100 webhooks and pushes while a poll is queued with that poll, and polls once", async () => {
+    // The first apply waits in a provisioner for as long as `hold` exists: the one worker is
+    // busy, so the burst's first webhook queues a poll and the others find it queued.
+    const repo = await TestRepo.create(app(1));
+    const data = await dataDir();
+    const hold = path.join(data, "hold");
+    const started = path.join(data, "apply-started");
+    await writeFile(hold, "");
+    await repo.write("main.ts", heldApp(hold, started));
+    await repo.commit("Apply web slowly");
+    const github = await startFakeGitHub({ owner: "acme", repo: "infra", token: "forge-token" });
+    onTestFinished(() => github.close());
+    const served = await startServe(
+      await writeConfig(data, {
+        repository: { url: repo.dir },
+        pollIntervalSeconds: 3600,
+        workers: 1,
+        webhooks: { generic: { secretEnv: "TEST_WEBHOOK_SECRET" } },
+        forge: {
+          type: "github",
+          owner: "acme",
+          repo: "infra",
+          baseUrl: github.url,
+          tokenEnv: "TEST_FORGE_TOKEN",
+          webhookSecretEnv: "TEST_WEBHOOK_SECRET",
         },
-        body,
-      }).then(async (response) => ({
-        status: response.status,
-        body: (await response.json()) as { eventId: string },
-      }));
-    });
-    const [readStatuses, answers] = await Promise.all([Promise.all(reads), Promise.all(deliveries)]);
-    expect(readStatuses.every((status) => status === 200)).toBe(true);
-    expect(answers.every((answer) => answer.status === 202)).toBe(true);
-
-    // Deliveries that find a poll queued join it: every one is answered with a persisted event,
-    // and the burst fetches far fewer times than it has deliveries.
-    const events = query<{ id: string; kind: string }>(
-      data,
-      "SELECT id, kind FROM events WHERE source = 'webhook:generic'",
+      }),
+      { TEST_WEBHOOK_SECRET: WEBHOOK_SECRET, TEST_FORGE_TOKEN: "forge-token" },
     );
-    const ids = new Set(events.map((event) => event.id));
-    expect(answers.every((answer) => ids.has(answer.body.eventId))).toBe(true);
-    expect(events.every((event) => event.kind === "poll")).toBe(true);
-    expect(events.length).toBeGreaterThanOrEqual(1);
-    expect(events.length).toBeLessThan(40);
+    await vi.waitFor(() => access(started), { timeout: 120_000, interval: 200 });
+
+    const generic = JSON.stringify({ repository: repo.dir });
+    const push = JSON.stringify({ ref: "refs/heads/main", after: await repo.head() });
+    const deliver = (index: number) =>
+      index % 10 === 0
+        ? post(served.url, "/webhooks/github", push, {
+            "x-hub-signature-256": signed(push),
+            "x-github-delivery": `push-${index}`,
+            "x-github-event": "push",
+          })
+        : post(served.url, "/webhooks/generic", generic, {
+            "x-gitops-runner-signature": signed(generic),
+            "x-gitops-runner-delivery": `delivery-${index}`,
+          });
+    const reads = Array.from({ length: 100 }, (_, index) =>
+      served.api(index % 2 === 0 ? "/api/stacks" : "/api/runs", { token: READ_TOKEN }),
+    );
+    const [answers, readAnswers] = await Promise.all([
+      Promise.all(Array.from({ length: 100 }, (_, index) => deliver(index))),
+      Promise.all(reads),
+    ]);
+
+    expect(readAnswers.map((response) => response.status)).toEqual(readAnswers.map(() => 200));
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 202));
+    const polls = () =>
+      query<{ id: string; status: string; delivery_id: string }>(
+        data,
+        "SELECT id, status, delivery_id FROM events WHERE kind = 'poll' AND source LIKE 'webhook:%'",
+      );
+    const [queued] = polls();
+    expect(polls()).toEqual([expect.objectContaining({ status: "queued" })]);
+    expect(new Set(answers.map((answer) => answer.body.eventId))).toEqual(new Set([queued?.id]));
+
+    await rm(hold);
     await vi.waitFor(
       () =>
         expect(query(data, "SELECT id FROM events WHERE status IN ('queued', 'running')")).toHaveLength(0),
-      { timeout: 60_000, interval: 200 },
+      { timeout: 120_000, interval: 200 },
     );
-    expect(query(data, "SELECT id FROM runs")).toHaveLength(runsBefore);
+    expect(polls()).toEqual([expect.objectContaining({ id: queued?.id, status: "done" })]);
+    // The poll found the commit already applied: nothing else was queued.
+    expect(query(data, "SELECT id FROM events WHERE kind = 'apply'")).toHaveLength(1);
+
+    // An exact repeat is answered with its event; the same body under a new id polls once more.
+    const delivery = queued?.delivery_id ?? "";
+    const repeatHeaders = delivery.startsWith("push-")
+      ? { "x-hub-signature-256": signed(push), "x-github-delivery": delivery, "x-github-event": "push" }
+      : { "x-gitops-runner-signature": signed(generic), "x-gitops-runner-delivery": delivery };
+    const repeat = await post(
+      served.url,
+      delivery.startsWith("push-") ? "/webhooks/github" : "/webhooks/generic",
+      delivery.startsWith("push-") ? push : generic,
+      repeatHeaders,
+    );
+    expect(repeat).toEqual({ status: 202, body: { eventId: queued?.id, duplicate: true } });
+    const replay = await post(served.url, "/webhooks/generic", generic, {
+      "x-gitops-runner-signature": signed(generic),
+      "x-gitops-runner-delivery": "replayed-under-a-new-id",
+    });
+    expect(replay.body.duplicate).toBe(false);
+    expect(polls()).toHaveLength(2);
     expect(await served.stop()).toBe(0);
   });
 
@@ -199,7 +280,6 @@ describe("gitops-runner serve", () => {
     expect((await served.api("/api/stacks/nope/apply", { method: "POST" })).status).toBe(404);
 
     const body = JSON.stringify({ repository: repo.dir });
-    const signed = `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`;
     const webhook = (headers: Record<string, string>, payload: string) =>
       fetch(new URL("/webhooks/generic", served.url), {
         method: "POST",
@@ -208,12 +288,11 @@ describe("gitops-runner serve", () => {
       }).then((response) => response.status);
     expect(await webhook({ "x-gitops-runner-signature": "sha256=00" }, body)).toBe(401);
     expect(await webhook({}, body)).toBe(401);
-    expect(await webhook({ "x-gitops-runner-signature": signed }, body.replace("}", ', "extra": 1}'))).toBe(
-      401,
-    );
+    expect(
+      await webhook({ "x-gitops-runner-signature": signed(body) }, body.replace("}", ', "extra": 1}')),
+    ).toBe(401);
     const malformed = "{not json";
-    const malformedSignature = `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(malformed).digest("hex")}`;
-    expect(await webhook({ "x-gitops-runner-signature": malformedSignature }, malformed)).toBe(400);
+    expect(await webhook({ "x-gitops-runner-signature": signed(malformed) }, malformed)).toBe(400);
 
     expect(query(data, "SELECT id, status FROM events")).toEqual(before);
     expect(await served.stop()).toBe(0);

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
+import type { Logger } from "pino";
 import { createLogger, defaultDataDir, type Environment, openRunner, redactorFor } from "../composition.ts";
 import { readRunnerConfig } from "../config/runner-config.ts";
 import { applyCommand } from "../engine/apply.ts";
@@ -9,6 +10,7 @@ import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
 import { type SynthReport, synthCommand } from "../engine/synth.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { migrateStoreCommand } from "./migrate-store.ts";
+import { progressCallbacks } from "./progress.ts";
 import { renderReport, renderSynth } from "./render.ts";
 import { serve } from "./serve.ts";
 
@@ -34,6 +36,8 @@ const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
 export interface Output {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Whether stderr is a terminal, where a person reads progress and log lines. */
+  readonly terminal: boolean;
 }
 
 /** Runs one CLI invocation; returns the exit code. */
@@ -51,11 +55,15 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
   }
   const { command, values } = parsed;
   const json = values.json === true;
-  let logger = createLogger(env);
+  const { terminal } = output;
+  let logger: Logger | undefined;
   try {
+    // On a terminal, progress lines stand in for the info-level log lines.
+    const level = terminal ? { level: "warn" } : {};
+    logger = createLogger(env, { terminal, ...level });
     const config = await readRunnerConfig(values.config);
     const redact = redactorFor(config, env);
-    logger = createLogger(env, redact);
+    logger = createLogger(env, { terminal, ...level, redact });
     const engine = await openRunner(
       {
         repo: values.repo as string,
@@ -69,32 +77,42 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
       logger,
       redact,
     );
+    const context = terminal
+      ? { ...engine.context, ...progressCallbacks((text) => output.stderr(text)) }
+      : engine.context;
     try {
       const stacks = values.stack ?? [];
       let report: CommandReport | SynthReport;
       switch (command) {
         case "synth":
-          report = await synthCommand(engine.context, optional({ ref: values.ref }));
+          report = await synthCommand(context, optional({ ref: values.ref }));
           output.stdout(json ? `${JSON.stringify(report, null, 2)}\n` : renderSynth(report));
           return 0;
         case "plan":
-          report = await planCommand(engine.context, {
+          report = await planCommand(context, {
             ...optional({ ref: values.ref, base: values.base }),
             stacks,
           });
           break;
         case "apply":
-          report = await applyCommand(engine.context, {
+          report = await applyCommand(context, {
             ...optional({ ref: values.ref }),
             stacks,
             allowDestroy: values["allow-destroy"] === true,
           });
           break;
         case "drift":
-          report = await driftCommand(engine.context, { stacks, correct: values.correct ? "all" : "none" });
+          report = await driftCommand(context, { stacks, correct: values.correct ? "all" : "none" });
           break;
       }
-      output.stdout(json ? `${JSON.stringify(toJson(report), null, 2)}\n` : renderReport(command, report));
+      // The table follows the progress lines, apart from them.
+      if (terminal) output.stderr("\n");
+      if (!json) output.stdout(renderReport(command, report));
+      else {
+        output.stdout(`${JSON.stringify(toJson(report), null, 2)}\n`);
+        // The JSON is for scripts; the person at the terminal still gets the table.
+        if (terminal) output.stderr(renderReport(command, report));
+      }
       return exitCode(report);
     } finally {
       await engine.close();
@@ -102,7 +120,7 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
   } catch (error) {
     const code = isRunnerError(error) ? error.code : "INTERNAL";
     const message = error instanceof Error ? error.message : String(error);
-    if (!isRunnerError(error)) logger.error({ err: error }, "unexpected error");
+    if (!isRunnerError(error)) logger?.error({ err: error }, "unexpected error");
     output.stderr(`gitops-runner ${command}: ${message}\n`);
     if (json)
       output.stdout(`${JSON.stringify({ commit: null, stacks: [], error: { code, message } }, null, 2)}\n`);
@@ -174,7 +192,7 @@ async function serveCommand(argv: readonly string[], env: Environment, output: O
     return 1;
   }
   try {
-    return await serve(config, env);
+    return await serve(config, env, output.terminal);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     output.stderr(`gitops-runner serve: ${message}\n`);

@@ -119,7 +119,7 @@ async function pushState(
 export async function migrateStoreCommand(
   argv: readonly string[],
   env: Environment,
-  output: { stdout(text: string): void; stderr(text: string): void },
+  output: { stdout(text: string): void; stderr(text: string): void; readonly terminal: boolean },
 ): Promise<number> {
   let values: { config?: string; "data-dir"?: string; json?: boolean };
   try {
@@ -136,7 +136,7 @@ export async function migrateStoreCommand(
   }
   try {
     const config = await readRunnerConfig(values.config);
-    const logger = createLogger(env, redactorFor(config, env));
+    const logger = createLogger(env, { terminal: output.terminal, redact: redactorFor(config, env) });
     const dataDir = values["data-dir"] ? path.resolve(values["data-dir"]) : defaultDataDir(env);
     const engine = await findEngine(config.engine ?? env.GITOPS_RUNNER_TERRAFORM, env);
     const report = await migrateStore(dataDir, config, env, engine, logger);

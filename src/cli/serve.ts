@@ -26,17 +26,24 @@ import { normalizeRepoAddress } from "../state/local-state.ts";
  * recovers from a crash, then works until SIGTERM or SIGINT has drained it.
  * The returned code is the process's exit code.
  */
-export async function serve(configFile: string | undefined, env: Environment): Promise<number> {
+export async function serve(
+  configFile: string | undefined,
+  env: Environment,
+  terminal: boolean,
+): Promise<number> {
   const config = await readRunnerConfig(configFile);
   const secrets = resolveSecrets(configFile ?? "(defaults)", config, env);
   const dataDir = path.resolve(config.dataDir ?? defaultDataDir(env));
   const repo = config.repository?.url ?? (await embeddedRepository(dataDir));
   const appDir = config.repository ? config.repository.appDir : EMBEDDED_APP_DIR;
-  const provisional = createLogger(env, redactorFor(config, env, secretValues(secrets)));
+  const provisional = createLogger(env, {
+    terminal,
+    redact: redactorFor(config, env, secretValues(secrets)),
+  });
   const token = secrets.apiTokens.write.length > 0 ? undefined : await generatedToken(dataDir, provisional);
   const tokens = token ? { ...secrets.apiTokens, write: [token] } : secrets.apiTokens;
   const redact = redactorFor(config, env, [...secretValues(secrets), ...(token ? [token] : [])]);
-  const logger = createLogger(env, redact);
+  const logger = createLogger(env, { terminal, redact });
 
   const runner = await openRunner(
     { repo, dataDir, appDir, trigger: "serve", purpose: "serve" },
@@ -93,17 +100,19 @@ export async function serve(configFile: string | undefined, env: Environment): P
       ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     });
 
+    // Handled from before "listening" is logged: whoever waits for that line may signal at once.
+    const stopped = new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+      process.once("SIGINT", () => resolve("SIGINT"));
+    });
     // The port is bound before recovery: a second runner fails here, and health answers meanwhile.
+    // A container listens on every interface; the image sets GITOPS_RUNNER_LISTEN_HOST.
     const host = env.GITOPS_RUNNER_LISTEN_HOST || config.listen.host;
     const url = await http.listen({ host, port: config.listen.port });
     logger.info(
       { url, repository: normalizeRepoAddress(repo), appDir, dataDir, store: runner.store.location },
       "listening",
     );
-    const stopped = new Promise<NodeJS.Signals>((resolve) => {
-      process.once("SIGTERM", () => resolve("SIGTERM"));
-      process.once("SIGINT", () => resolve("SIGINT"));
-    });
     await service.start();
     logger.info("recovered; working");
 

@@ -113,17 +113,22 @@ export interface EngineContext {
   readonly eventId?: string;
   /** Plans of pull requests: untrusted code, plan credentials only. */
   readonly review?: boolean;
-  /** Told of every finished run, e.g. to count it in metrics. */
+  /** Told of every run as it starts, e.g. to show progress. */
+  readonly onRunStarted?: (run: StartedRun) => void;
+  /** Told of every finished run, e.g. to count it in metrics or show progress. */
   readonly onRunFinished?: (run: FinishedRun) => void;
 }
 
 export type EnvPurpose = "plan" | "apply" | "review";
 
-export interface FinishedRun {
+export interface StartedRun {
   readonly id: string;
   readonly kind: string;
   readonly stack: string;
-  readonly status: string;
+  readonly commit: string;
+}
+
+export interface FinishedRun extends StartedRun, Pick<RunOutcome, "status" | "result" | "summary" | "error"> {
   readonly durationMs: number;
 }
 

@@ -94,6 +94,7 @@ export async function recordedRun(
     host: hostname(),
     ...(context.eventId ? { eventId: context.eventId } : {}),
   });
+  context.onRunStarted?.({ id, kind, stack, commit });
   const log = new RunLog(context.redact, (text) =>
     context.store.appendRunLog(id, text).catch((error: unknown) => {
       logger.error({ err: error }, "the run's log could not be written");
@@ -136,11 +137,18 @@ export async function recordedRun(
   }
   await log.flushed();
   await context.store.finishRun(id, result.outcome);
+  const { status, result: word, summary } = result.outcome;
+  // What people are shown of an error: for the runner's own faults, the short coded line.
+  const error = result.report.error;
   context.onRunFinished?.({
     id,
     kind,
     stack,
-    status: result.outcome.status,
+    commit,
+    status,
+    result: word,
+    ...(summary ? { summary } : {}),
+    ...(error ? { error } : {}),
     durationMs: performance.now() - started,
   });
   logger.info({ status: result.outcome.status, result: result.outcome.result }, "run finished");

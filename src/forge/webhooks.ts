@@ -1,5 +1,5 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import { checkSignatureHeader, sameSecret } from "../crypto/hmac.ts";
 import { RunnerError } from "../errors.ts";
 
 /** A forge delivery, reduced to what the runner acts on. */
@@ -39,7 +39,8 @@ const githubPush = z.object({ ref: z.string(), after: z.string().min(7) });
 
 /** Verifies X-Hub-Signature-256 over the raw body (constant time), then reads the event. */
 export function githubDelivery(secret: string, headers: Headers, raw: Buffer): Delivery {
-  verifyHmac(secret, raw, header(headers, "x-hub-signature-256"), "x-hub-signature-256");
+  const signature = "x-hub-signature-256";
+  checkSignatureHeader({ secret, body: raw, header: signature, value: headers[signature], form: "sha256=" });
   const id = requiredHeader(headers, "x-github-delivery");
   const name = requiredHeader(headers, "x-github-event");
   const body = json(raw);
@@ -102,9 +103,7 @@ const gitlabPush = z.object({ object_kind: z.literal("push"), ref: z.string(), a
 /** Checks X-Gitlab-Token (constant time), then reads the event. */
 export function gitlabDelivery(secret: string, headers: Headers, raw: Buffer): Delivery {
   const token = header(headers, "x-gitlab-token");
-  const presented = Buffer.from(token ?? "");
-  const expected = Buffer.from(secret);
-  if (token === undefined || presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+  if (token === undefined || !sameSecret(token, secret)) {
     throw new RunnerError("SIGNATURE_INVALID", "x-gitlab-token: missing or wrong");
   }
   const id = requiredHeader(headers, "x-gitlab-event-uuid");
@@ -155,15 +154,6 @@ function gitlabAction(
 }
 
 // --- shared -----------------------------------------------------------------------------
-
-function verifyHmac(secret: string, body: Buffer, value: string | undefined, name: string): void {
-  const match = value ? /^sha256=([0-9a-f]{64})$/i.exec(value.trim()) : null;
-  if (!match?.[1]) throw new RunnerError("SIGNATURE_INVALID", `${name}: missing or not "sha256=<hex>"`);
-  const presented = Buffer.from(match[1], "hex");
-  const expected = createHmac("sha256", secret).update(body).digest();
-  if (!timingSafeEqual(presented, expected))
-    throw new RunnerError("SIGNATURE_INVALID", `${name}: does not match the body`);
-}
 
 function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];

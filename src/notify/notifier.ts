@@ -1,6 +1,7 @@
-import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
+import { sha256Header } from "../crypto/hmac.ts";
 import { RunnerError } from "../errors.ts";
 
 export type NotificationKind =
@@ -235,25 +236,6 @@ export function slackTarget(options: {
 // ---------------------------------------------------------------------------
 // Generic signed JSON webhook
 
-const SIGNATURE_PREFIX = "sha256=";
-
-/** "sha256=" and the hex HMAC-SHA256 of the exact body bytes. */
-export function signature(secret: string, body: string | Buffer): string {
-  return SIGNATURE_PREFIX + createHmac("sha256", secret).update(body).digest("hex");
-}
-
-/** Checks a signature header against the raw body in constant time. */
-export function verifySignature(
-  secret: string,
-  body: string | Buffer,
-  header: string | readonly string[] | undefined,
-): boolean {
-  if (typeof header !== "string") return false;
-  const expected = Buffer.from(signature(secret, body));
-  const given = Buffer.from(header);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
 export function webhookBody(notification: Notification): string {
   const { kind, repository, stack, commit, runId, summary, resources, url, at } = notification;
   return JSON.stringify({
@@ -295,7 +277,7 @@ export function webhookTarget(options: {
         {
           "X-Gitops-Runner-Event": notification.kind,
           "X-Gitops-Runner-Delivery": delivery,
-          "X-Gitops-Runner-Signature": signature(options.secret, body),
+          "X-Gitops-Runner-Signature": sha256Header(options.secret, body),
         },
         signal,
       );

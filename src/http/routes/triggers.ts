@@ -1,0 +1,29 @@
+import type { FastifyInstance } from "fastify";
+import type { ServiceApi, TriggerKind } from "../../service/api.ts";
+import type { AccessCheck } from "../auth.ts";
+import { emptyBodySchema, stackParamsSchema, type ZodTypeProvider } from "../validation.ts";
+
+const TRIGGER_KINDS = ["plan", "apply", "drift"] as const satisfies readonly TriggerKind[];
+
+/** Queue a plan, apply or drift check of one stack or of every stack; answered 202 with the event. */
+export function triggerRoutes(
+  app: FastifyInstance,
+  deps: { readonly service: Pick<ServiceApi, "trigger">; readonly access: AccessCheck },
+): void {
+  const { service, access } = deps;
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  for (const kind of TRIGGER_KINDS) {
+    api.post(
+      `/api/stacks/:name/${kind}`,
+      { onRequest: access("write"), schema: { params: stackParamsSchema, body: emptyBodySchema } },
+      async (request, reply) =>
+        reply.code(202).send(await service.trigger({ kind, stack: request.params.name })),
+    );
+    api.post(
+      `/api/${kind}`,
+      { onRequest: access("write"), schema: { body: emptyBodySchema } },
+      async (_request, reply) => reply.code(202).send(await service.trigger({ kind })),
+    );
+  }
+}
