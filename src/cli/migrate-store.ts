@@ -109,7 +109,7 @@ async function pushState(
     for (const name of ["PATH", "HOME"]) if (env[name]) childEnv[name] = env[name] as string;
     const options = { cwd: dir, env: childEnv, timeoutMs: 300_000, tempDir: outputDir(dataDir) };
     await exec(engine, ["init", "-input=false", "-no-color"], { ...options, step: "state push: init" });
-    await exec(engine, ["state", "push", "-input=false", file], { ...options, step: "state push" });
+    await exec(engine, ["state", "push", file], { ...options, step: "state push" });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -21,7 +21,8 @@ import type { TerraformCli } from "../terraform/cli.ts";
 export interface EngineRecords {
   startRun(run: NewRun & { readonly eventId?: string; readonly host?: string }): Promise<void>;
   appendRunLog(id: string, text: string): Promise<void>;
-  finishRun(id: string, outcome: RunOutcome): Promise<void>;
+  /** Ends a run with its outcome; `log`, when given, replaces the log written so far. */
+  finishRun(id: string, outcome: RunOutcome, log?: string): Promise<void>;
   /** The process group a run's current step started, so that a restart can wait for or end it. */
   recordProcess(runId: string, pgid: number | undefined): Promise<void>;
 

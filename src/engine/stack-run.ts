@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { setTimeout as delay } from "node:timers/promises";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import type { RunKind, RunOutcome } from "../store/records.ts";
 import type { EngineContext } from "./context.ts";
@@ -14,6 +15,7 @@ export class RunLog {
   readonly #write: (text: string) => Promise<void>;
   readonly #redact: (text: string) => string;
   #written: Promise<void> = Promise.resolve();
+  #lost = false;
 
   constructor(redact: (text: string) => string, write: (text: string) => Promise<void>) {
     this.#redact = redact;
@@ -23,7 +25,16 @@ export class RunLog {
   add(step: string, text: string): void {
     const part = this.#redact(`==> ${step}\n${text.trimEnd()}\n`);
     this.#parts.push(part);
-    this.#written = this.#written.then(() => this.#write(part));
+    this.#written = this.#written.then(() =>
+      this.#write(part).catch(() => {
+        this.#lost = true;
+      }),
+    );
+  }
+
+  /** Whether a part could not be written as it came (the database or the disk refused it). */
+  get incomplete(): boolean {
+    return this.#lost;
   }
 
   text(): string {
@@ -97,7 +108,11 @@ export async function recordedRun(
   context.onRunStarted?.({ id, kind, stack, commit });
   const log = new RunLog(context.redact, (text) =>
     context.store.appendRunLog(id, text).catch((error: unknown) => {
-      logger.error({ err: error }, "the run's log could not be written");
+      logger.error(
+        { err: error },
+        "the run's log could not be written as it came; it is written whole at the end",
+      );
+      throw error;
     }),
   );
   let currentStep = "start";
@@ -136,7 +151,10 @@ export async function recordedRun(
     }
   }
   await log.flushed();
-  await context.store.finishRun(id, result.outcome);
+  await persistently(
+    () => context.store.finishRun(id, result.outcome, log.incomplete ? log.text() : undefined),
+    logger,
+  );
   const { status, result: word, summary } = result.outcome;
   // What people are shown of an error: for the runner's own faults, the short coded line.
   const error = result.report.error;
@@ -153,6 +171,24 @@ export async function recordedRun(
   });
   logger.info({ status: result.outcome.status, result: result.outcome.result }, "run finished");
   return { name: stack, commit, runId: id, ...result.report };
+}
+
+/**
+ * Records what must not be lost (a run's end) through a database or disk that
+ * refuses for a while: retried with backoff, for about three minutes.
+ */
+async function persistently(write: () => Promise<void>, logger: EngineContext["logger"]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await write();
+      if (attempt > 0) logger.info({ attempts: attempt + 1 }, "the run's end was recorded after retries");
+      return;
+    } catch (error) {
+      if (attempt >= 20) throw error;
+      if (attempt === 0) logger.error({ err: error }, "recording the run's end failed; retrying");
+      await delay(Math.min(500 * 2 ** attempt, 10_000));
+    }
+  }
 }
 
 /** What a run that threw becomes: failed (the user's to act on), cancelled, or errored (the runner's). */

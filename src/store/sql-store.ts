@@ -84,10 +84,11 @@ export class SqlStore {
     await this.#db.run("UPDATE runs SET log = coalesce(log, '') || ? WHERE id = ?", [text, id]);
   }
 
-  async finishRun(id: string, outcome: RunOutcome): Promise<void> {
+  async finishRun(id: string, outcome: RunOutcome, log?: string): Promise<void> {
     await this.#db.run(
       `UPDATE runs SET status = ?, result = ?, ended_at = ?, summary = ?, resources = ?, plan = ?,
-         engine = ?, engine_version = ?, providers = ?, error_code = ?, error_message = ?, pgid = NULL
+         engine = ?, engine_version = ?, providers = ?, error_code = ?, error_message = ?, pgid = NULL,
+         log = coalesce(?, log)
        WHERE id = ?`,
       [
         outcome.status,
@@ -101,6 +102,7 @@ export class SqlStore {
         json(outcome.providers),
         outcome.error?.code ?? null,
         outcome.error?.message ?? null,
+        log ?? null,
         id,
       ],
     );

@@ -83,7 +83,8 @@ export async function startPostgres(): Promise<PostgresServer> {
     as("pg_ctl", ["-D", dataDir, "-o", options, "-l", path.join(root, "log"), "-w", "start"]);
   const stop = () => as("pg_ctl", ["-D", dataDir, "-m", "fast", "-w", "stop"]).then(() => undefined);
   await start();
-  const url = `postgres://postgres:${PG_PASSWORD}@127.0.0.1:${port}/postgres`;
+  // Terraform's pg backend (lib/pq) requires SSL unless the URL says otherwise; this server has none.
+  const url = `postgres://postgres:${PG_PASSWORD}@127.0.0.1:${port}/postgres?sslmode=disable`;
   return {
     url,
     port,
@@ -96,7 +97,7 @@ export async function startPostgres(): Promise<PostgresServer> {
       } finally {
         await client.end();
       }
-      return `postgres://postgres:${PG_PASSWORD}@127.0.0.1:${port}/${name}`;
+      return `postgres://postgres:${PG_PASSWORD}@127.0.0.1:${port}/${name}?sslmode=disable`;
     },
     stop,
     start: () => start().then(() => undefined),
