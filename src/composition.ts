@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import type { RunnerConfig } from "./config/runner-config.ts";
 import type { EngineContext } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
+import { findExecutable } from "./fs.ts";
 import { openRepository } from "./git/repository.ts";
 import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
 import { repoId } from "./state/local-state.ts";
@@ -165,7 +165,7 @@ export async function createEngine(
 async function findEngine(configured: string | undefined, env: Environment): Promise<string> {
   const candidates = configured ? [configured] : ["tofu", "terraform"];
   for (const candidate of candidates) {
-    const found = await onPath(candidate, env.PATH ?? "");
+    const found = await findExecutable(candidate, env.PATH ?? "");
     if (found) return found;
   }
   throw new RunnerError(
@@ -174,21 +174,6 @@ async function findEngine(configured: string | undefined, env: Environment): Pro
       ? `engine: ${configured} is not an executable file or on PATH`
       : "engine: neither tofu nor terraform is on PATH; install one or set engine in the configuration",
   );
-}
-
-async function onPath(name: string, searchPath: string): Promise<string | undefined> {
-  const candidates = name.includes("/")
-    ? [path.resolve(name)]
-    : searchPath.split(":").map((dir) => path.join(dir, name));
-  for (const candidate of candidates) {
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here; try the next folder.
-    }
-  }
-  return undefined;
 }
 
 function isLocalPath(repo: string): boolean {
