@@ -8,6 +8,7 @@ import { RunnerError } from "./errors.ts";
 import { findExecutable } from "./fs.ts";
 import { openRepository } from "./git/repository.ts";
 import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
+import { createSandbox } from "./process/sandbox.ts";
 import { repoId } from "./state/local-state.ts";
 import { SqliteStore } from "./store/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
@@ -26,6 +27,8 @@ export interface EngineRequest {
   readonly dataDir: string;
   readonly appDir: string;
   readonly trigger: string;
+  /** The runner's configuration file, hidden from synthesis. */
+  readonly configFile?: string;
 }
 
 const GIT_ENV = ["PATH", "HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"];
@@ -128,6 +131,19 @@ export async function createEngine(
       timeoutMs: config.terraformTimeoutSeconds * 1000,
       lockTimeout: config.lockTimeout,
     });
+    const toolEnv = {
+      ...synthEnvironment(env),
+      ...pick(env, NETWORK_ENV),
+      // cdktf validates some resources by running the engine during synth.
+      TERRAFORM_BINARY_NAME: binary,
+    };
+    const sandbox = await createSandbox({
+      bwrap: config.bwrap,
+      searchPath: env.PATH ?? "",
+      readOnly: [binary],
+      hidden: [request.dataDir, ...(request.configFile ? [request.configFile] : [])],
+      logger,
+    });
     const context: EngineContext = {
       dataDir: request.dataDir,
       repository,
@@ -139,12 +155,8 @@ export async function createEngine(
         const stackConfig = config.stacks[stack];
         return { ...stackConfig?.env, ...(purpose === "plan" ? stackConfig?.planEnv : {}) };
       },
-      toolEnv: {
-        ...synthEnvironment(env),
-        ...pick(env, NETWORK_ENV),
-        // cdktf validates some resources by running the engine during synth.
-        TERRAFORM_BINARY_NAME: binary,
-      },
+      toolEnv,
+      sandbox,
       allowInstallScripts: config.allowInstallScripts,
       parallelism: config.parallelism,
       synthTimeoutMs: config.synthTimeoutSeconds * 1000,

@@ -2,6 +2,7 @@ import { cp, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { isRunnerError } from "../src/errors.ts";
+import { noSandbox } from "../src/process/sandbox.ts";
 import { synthEnvironment, synthesize } from "../src/synth/synthesize.ts";
 import { repoRoot, synthExample, tempDir } from "./support/toolchain.ts";
 
@@ -77,6 +78,7 @@ describe("synthesizing the example stacks", () => {
       env: synthEnvironment(process.env),
       timeoutMs: 60_000,
       maxOldSpaceMb: 512,
+      sandbox: noSandbox,
     }).catch((caught: unknown) => caught);
 
     expect(isRunnerError(error, "SYNTH_FAILED")).toBe(true);
@@ -92,6 +94,7 @@ describe("synthesizing the example stacks", () => {
       env: {},
       timeoutMs: 10_000,
       maxOldSpaceMb: 256,
+      sandbox: noSandbox,
     }).catch((caught: unknown) => caught);
 
     expect(isRunnerError(error, "SYNTH_CONFIG_INVALID")).toBe(true);
@@ -117,6 +120,7 @@ writeFileSync(process.env.CDKTF_OUTDIR + "/manifest.json", JSON.stringify({ vers
       env: synthEnvironment(process.env),
       timeoutMs: 10_000,
       maxOldSpaceMb: 256,
+      sandbox: noSandbox,
     }).catch((caught: unknown) => caught);
 
     expect(isRunnerError(error, "SYNTH_MANIFEST_INVALID")).toBe(true);

@@ -62,6 +62,7 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
         dataDir: values["data-dir"] ? path.resolve(values["data-dir"]) : defaultDataDir(env),
         appDir: values["app-dir"] ?? "",
         trigger: "cli",
+        ...(values.config ? { configFile: values.config } : {}),
       },
       config,
       env,

@@ -38,7 +38,12 @@ export async function serve(
       ? secrets.apiTokens
       : { ...secrets.apiTokens, write: [await generatedToken(dataDir, logger)] };
 
-  const engine = await createEngine({ repo, dataDir, appDir, trigger: "serve" }, config, env, logger);
+  const engine = await createEngine(
+    { repo, dataDir, appDir, trigger: "serve", ...(configFile ? { configFile } : {}) },
+    config,
+    env,
+    logger,
+  );
   const notifier = createNotifier({
     logger,
     targets: secrets.notifications.map((target) =>

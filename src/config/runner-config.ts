@@ -99,6 +99,8 @@ const runnerConfigSchema = z.strictObject({
   /** Path or name of the engine binary: terraform or tofu. Detected on PATH when unset. */
   engine: z.string().min(1).optional(),
   parallelism: z.int().min(1).max(64).default(4),
+  /** Path or name of bubblewrap, the sandbox of synthesis and dependency installs. */
+  bwrap: z.string().min(1).default("bwrap"),
   lockTimeout: z
     .string()
     .regex(/^\d+[smh]$/, "a duration such as 30s, 5m or 1h")

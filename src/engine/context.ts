@@ -2,6 +2,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import type { Repository } from "../git/repository.ts";
 import type { Policy } from "../policy/policy.ts";
+import type { Sandbox } from "../process/sandbox.ts";
 import type { StateLocation } from "../state/local-state.ts";
 import type { RunOutcome, Store } from "../store/store.ts";
 import type { TerraformCli } from "../terraform/cli.ts";
@@ -19,6 +20,8 @@ export interface EngineContext {
   readonly stackEnv: (stack: string, purpose: "plan" | "apply") => Readonly<Record<string, string>>;
   /** The allow-listed environment for synthesis and dependency installs. */
   readonly toolEnv: Readonly<Record<string, string>>;
+  /** Where synthesis and dependency installs run, chosen once at start. */
+  readonly sandbox: Sandbox;
   readonly allowInstallScripts: boolean;
   readonly parallelism: number;
   readonly synthTimeoutMs: number;

@@ -35,12 +35,14 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
   };
   try {
     const appDir = path.join(checkoutDir, context.appDir);
-    await installDependencies(checkoutDir, appDir, {
+    const signal = context.signal ? { signal: context.signal } : {};
+    const dependencies = await installDependencies(checkoutDir, appDir, {
       cacheDir: dependencyCacheDir(context.dataDir),
       env: context.toolEnv,
       timeoutMs: context.installTimeoutMs,
       allowInstallScripts: context.allowInstallScripts,
-      ...(context.signal ? { signal: context.signal } : {}),
+      sandbox: context.sandbox,
+      ...signal,
     });
     const outDir = path.join(workDir, "out");
     const synth = await synthesize({
@@ -49,7 +51,10 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       env: context.toolEnv,
       timeoutMs: context.synthTimeoutMs,
       maxOldSpaceMb: context.synthMaxOldSpaceMb,
-      ...(context.signal ? { signal: context.signal } : {}),
+      sandbox: context.sandbox,
+      readWrite: [checkoutDir],
+      readOnly: dependencies.cacheEntry ? [dependencies.cacheEntry] : [],
+      ...signal,
     });
     const policy = await readPolicy(appDir);
     const noise = { [checkoutDir]: "<checkout>", [outDir]: "<out>" };

@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { exec, execFailureOutput } from "../process/exec.ts";
+import type { Sandbox } from "../process/sandbox.ts";
 import { readCdktfConfig } from "./cdktf-config.ts";
 import { type Manifest, readManifest } from "./manifest.ts";
 
@@ -15,6 +16,12 @@ export interface SynthOptions {
   readonly timeoutMs: number;
   /** Heap cap for the app's Node process, through NODE_OPTIONS. */
   readonly maxOldSpaceMb: number;
+  /** Runs the app: it sees the system, Node, the folders below and nothing else of the runner's. */
+  readonly sandbox: Sandbox;
+  /** Folders the app may change besides outDir, e.g. the checkout. */
+  readonly readWrite?: readonly string[];
+  /** Folders the app may read, e.g. its installed dependencies. */
+  readonly readOnly?: readonly string[];
   readonly signal?: AbortSignal;
 }
 
@@ -59,13 +66,21 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
     CI: "1",
     CHECKPOINT_DISABLE: "1",
   };
+  const command = options.sandbox.command({
+    file: "/bin/sh",
+    args: ["-c", config.app],
+    env,
+    cwd: options.appDir,
+    readWrite: [options.appDir, options.outDir, ...(options.readWrite ?? [])],
+    readOnly: options.readOnly ?? [],
+  });
 
   let durationMs: number;
   try {
-    const result = await exec("/bin/sh", ["-c", config.app], {
+    const result = await exec(command.file, command.args, {
       step: "synth",
       cwd: options.appDir,
-      env,
+      env: command.env,
       timeoutMs: options.timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
     });
