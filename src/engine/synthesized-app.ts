@@ -54,6 +54,7 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       sandbox: context.sandbox,
       readWrite: [checkoutDir],
       readOnly: dependencies.cacheEntry ? [dependencies.cacheEntry] : [],
+      engine: await context.terraform.engine(signal),
       ...signal,
     });
     const policy = await readPolicy(appDir);
