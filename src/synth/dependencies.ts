@@ -5,6 +5,7 @@ import { isRunnerError, RunnerError } from "../errors.ts";
 import { exists } from "../fs.ts";
 import { exec, execFailureOutput } from "../process/exec.ts";
 import type { Sandbox } from "../process/sandbox.ts";
+import { verifyInstall } from "./verify-install.ts";
 
 export interface DependencyOptions {
   /** Where installed node_modules are kept, one folder per lockfile hash. */
@@ -107,6 +108,13 @@ async function installInto(
       timeoutMs: options.timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
     });
+    const broken = await verifyInstall(staging);
+    if (broken !== undefined) {
+      throw new RunnerError(
+        "DEPENDENCIES_FAILED",
+        `dependencies: npm ci for ${path.join(relative, "package-lock.json")} left a broken install (is the disk full?): ${broken}`,
+      );
+    }
     await writeFile(path.join(staging, COMPLETE_MARKER), "");
     await rename(staging, target).catch(async (error: NodeJS.ErrnoException) => {
       // Another run installed the same lockfile first; its copy serves.
