@@ -44,6 +44,33 @@ if ((node_major < 24)); then
 fi
 say "node $(node --version) at $(command -v node)"
 
+# --- bubblewrap, the sandbox of synthesis and dependency installs ------------------
+# The runner runs an app's synthesis and `npm ci` in bwrap, so that the app
+# cannot read the runner's environment, processes or files. Without it the
+# runner still works, unisolated, and warns at start; so a failure here is
+# reported and the set-up goes on.
+if ! command -v bwrap >/dev/null; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    say "sandbox: bwrap is missing; installing Debian's bubblewrap with apt-get"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >&2 2>/dev/null; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >&2 ||
+        say "sandbox: apt-get could not install bubblewrap (output above)"
+    fi
+  else
+    say "sandbox: bwrap is missing and this is not a root shell with apt-get; install bubblewrap (Debian: apt-get install bubblewrap)"
+  fi
+fi
+if command -v bwrap >/dev/null; then
+  if problem="$(bwrap --unshare-pid --die-with-parent --ro-bind / / --proc /proc --dev /dev true 2>&1)"; then
+    say "sandbox: $(bwrap --version) at $(command -v bwrap) (synthesis and dependency installs run in it)"
+  else
+    say "sandbox: bwrap at $(command -v bwrap) cannot start here ($problem); the runner will synthesize unisolated and warn"
+  fi
+else
+  say "sandbox: no bwrap; the runner will synthesize unisolated and warn"
+fi
+
 # --- example stacks' dependencies ---------------------------------------------
 stacks_lock_hash="$(sha256sum "$root/stacks/package-lock.json" | cut -c1-16)"
 if [[ "$(cat "$root/stacks/node_modules/.lock-hash" 2>/dev/null)" != "$stacks_lock_hash" ]]; then

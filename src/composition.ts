@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import type { RunnerConfig } from "./config/runner-config.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
+import { findExecutable } from "./fs.ts";
 import { openRepository } from "./git/repository.ts";
 import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
+import { createSandbox } from "./process/sandbox.ts";
 import { DbAppliedConfigs } from "./state/applied-db.ts";
 import { DiskAppliedConfigs } from "./state/applied-dir.ts";
 import { claimDataDir, outputDir, removeLeftovers } from "./state/data-dir.ts";
@@ -34,6 +35,8 @@ export interface EngineRequest {
   readonly trigger: string;
   /** What holds the data directory, for the message a second process gets: "serve", "cli plan". */
   readonly purpose: string;
+  /** The runner's configuration file, hidden from synthesis. */
+  readonly configFile?: string;
 }
 
 const GIT_ENV = ["PATH", "HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"];
@@ -185,6 +188,13 @@ export async function openRunner(
     // With PostgreSQL (replicas), state and applied folders live in the database, so any replica can
     // plan, apply and check any stack; the embedded default keeps them in the data directory.
     const databaseUrl = config.store.type === "postgres" ? env[config.store.urlEnv] : undefined;
+    const sandbox = await createSandbox({
+      bwrap: config.bwrap,
+      searchPath: env.PATH ?? "",
+      readOnly: [binary],
+      hidden: [request.dataDir, ...(request.configFile ? [request.configFile] : [])],
+      logger,
+    });
     const context: EngineContext = {
       dataDir: request.dataDir,
       repository,
@@ -204,6 +214,7 @@ export async function openRunner(
         TERRAFORM_BINARY_NAME: binary,
       },
       redact,
+      sandbox,
       allowInstallScripts: config.allowInstallScripts,
       parallelism: config.parallelism,
       synthTimeoutMs: config.synthTimeoutSeconds * 1000,
@@ -251,7 +262,7 @@ function stackEnvironment(config: RunnerConfig, env: Environment) {
 export async function findEngine(configured: string | undefined, env: Environment): Promise<string> {
   const candidates = configured ? [configured] : ["tofu", "terraform"];
   for (const candidate of candidates) {
-    const found = await onPath(candidate, env.PATH ?? "");
+    const found = await findExecutable(candidate, env.PATH ?? "");
     if (found) return found;
   }
   throw new RunnerError(
@@ -260,21 +271,6 @@ export async function findEngine(configured: string | undefined, env: Environmen
       ? `engine: ${configured} is not an executable file or on PATH`
       : "engine: neither tofu nor terraform is on PATH; install one or set engine in the configuration",
   );
-}
-
-async function onPath(name: string, searchPath: string): Promise<string | undefined> {
-  const candidates = name.includes("/")
-    ? [path.resolve(name)]
-    : searchPath.split(":").map((dir) => path.join(dir, name));
-  for (const candidate of candidates) {
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here; try the next folder.
-    }
-  }
-  return undefined;
 }
 
 function isLocalPath(repo: string): boolean {

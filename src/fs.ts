@@ -1,4 +1,5 @@
-import { access } from "node:fs/promises";
+import { access, constants } from "node:fs/promises";
+import path from "node:path";
 
 /** Whether a file or folder exists (and is reachable). */
 export async function exists(file: string): Promise<boolean> {
@@ -8,4 +9,20 @@ export async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** An executable file: `name` itself when it holds a slash, else the first one on `searchPath`. */
+export async function findExecutable(name: string, searchPath: string): Promise<string | undefined> {
+  const candidates = name.includes("/")
+    ? [path.resolve(name)]
+    : searchPath.split(":").map((dir) => path.join(dir, name));
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not here; try the next folder.
+    }
+  }
+  return undefined;
 }

@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { access, readFile } from "node:fs/promises";
+import { glob, readFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
@@ -26,6 +26,18 @@ function events(data: string): { kind: string; status: string; pr: number | null
   } finally {
     db.close();
   }
+}
+
+/** Waits until an app that writes `marker` into its checkout (all it may write) is synthesizing. */
+async function synthStarted(data: string, marker: string): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const found: string[] = [];
+      for await (const file of glob(path.join(data, "work", "*", "checkout", marker))) found.push(file);
+      expect(found).toHaveLength(1);
+    },
+    { timeout: 60_000, interval: 100 },
+  );
 }
 
 /** Waits until the runner has no queued or running event: the first apply's follow-up work is done too. */
@@ -234,17 +246,16 @@ describe("pull requests on GitHub", () => {
 
   it("cancels the running plan of an older head when a newer one is pushed", async () => {
     const { repo, data, forge, served, deliver } = await githubSetup();
-    const marker = path.join(data, "slow-synth-started");
     await repo.checkout("slow", true);
     // This head's app takes its time to synthesize, and says when it has started.
     await repo.write(
       "main.ts",
-      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "");\nawait new Promise((resolve) => setTimeout(resolve, 120_000));\n`,
+      `import { writeFileSync } from "node:fs";\nwriteFileSync("slow-synth-started", "");\nawait new Promise((resolve) => setTimeout(resolve, 120_000));\n`,
     );
     const older = await repo.commit("A slow synth");
     forge.addPullRequest({ number: 12, headSha: older, headRef: "slow" });
     expect(await deliver("pull_request", githubPullRequest("opened", 12, older), "d-older")).toBe(202);
-    await vi.waitFor(() => access(marker), { timeout: 60_000, interval: 100 });
+    await synthStarted(data, "slow-synth-started");
 
     await repo.setApp(stacks("10.0.0.0/16", 4));
     const newer = await repo.commit("Scale instead");
@@ -265,11 +276,10 @@ describe("pull requests on GitHub", () => {
 
   it("drops the queued and running plans of pull requests that are closed", async () => {
     const { repo, data, forge, served, deliver } = await githubSetup();
-    const marker = path.join(data, "slow-synth-started");
     await repo.checkout("slow", true);
     await repo.write(
       "main.ts",
-      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "");\nawait new Promise((resolve) => setTimeout(resolve, 120_000));\n`,
+      `import { writeFileSync } from "node:fs";\nwriteFileSync("slow-synth-started", "");\nawait new Promise((resolve) => setTimeout(resolve, 120_000));\n`,
     );
     const slow = await repo.commit("A slow synth");
     await repo.checkout("main");
@@ -280,7 +290,7 @@ describe("pull requests on GitHub", () => {
     forge.addPullRequest({ number: 21, headSha: quick, headRef: "quick" });
 
     expect(await deliver("pull_request", githubPullRequest("opened", 20, slow), "d-20")).toBe(202);
-    await vi.waitFor(() => access(marker), { timeout: 60_000, interval: 100 });
+    await synthStarted(data, "slow-synth-started");
     expect(await deliver("pull_request", githubPullRequest("opened", 21, quick), "d-21")).toBe(202);
     expect(await deliver("pull_request", githubPullRequest("closed", 21, quick), "d-21-closed")).toBe(202);
     expect(await deliver("pull_request", githubPullRequest("closed", 20, slow), "d-20-closed")).toBe(202);
@@ -330,14 +340,13 @@ describe("pull requests without webhooks", () => {
     const data = await dataDir();
     const forge = await startFakeGitHub({ owner: "acme", repo: "infra", token: TOKEN });
     onTestFinished(() => forge.close());
-    const seen = path.join(data, "synth-environment.json");
     await repo.checkout("scale", true);
+    // The app shows what it sees in a resource's input, which the plan stored for the run carries.
     await repo.write(
       "main.ts",
-      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(seen)}, JSON.stringify(process.env));\n${await readFile(path.join(repo.dir, "main.ts"), "utf8")}`.replace(
-        '"replicas":2',
-        '"replicas":3',
-      ),
+      (await readFile(path.join(repo.dir, "main.ts"), "utf8"))
+        .replace('"replicas":2', '"replicas":3')
+        .replace('"cidr":"10.0.0.0/16"', '"cidr":"10.0.0.0/16","environment":JSON.stringify(process.env)'),
     );
     const head = await repo.commit("Scale, and show what synthesis sees");
     await repo.checkout("main");
@@ -356,9 +365,18 @@ describe("pull requests without webhooks", () => {
     const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN });
     await planStatus(forge, head, "success");
     expect(forge.comments(30)).toHaveLength(1);
-    const environment = await readFile(seen, "utf8");
-    expect(environment).not.toContain(TOKEN);
-    expect(Object.keys(JSON.parse(environment)).filter((name) => /TOKEN|SECRET/.test(name))).toEqual([]);
+    const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
+    const planned = db
+      .prepare("SELECT plan FROM runs WHERE commit_sha = ? AND stack = 'network' AND plan IS NOT NULL")
+      .get(head) as { plan: string };
+    db.close();
+    const input = (JSON.parse(planned.plan) as any).resource_changes.find(
+      (change: any) => change.type === "terraform_data",
+    ).change.after.input;
+    const environment = JSON.parse(input.environment) as Record<string, string>;
+    expect(environment.CDKTF_OUTDIR).toBeDefined();
+    expect(JSON.stringify(environment)).not.toContain(TOKEN);
+    expect(Object.keys(environment).filter((name) => /TOKEN|SECRET/.test(name))).toEqual([]);
     forge.assertNoUnexpected();
     expect(await served.stop()).toBe(0);
   });

@@ -1,9 +1,12 @@
-import { cp, readFile, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { isRunnerError } from "../src/errors.ts";
+import { createSandbox, noSandbox } from "../src/process/sandbox.ts";
 import { synthEnvironment, synthesize } from "../src/synth/synthesize.ts";
-import { repoRoot, synthExample, tempDir } from "./support/toolchain.ts";
+import type { Engine } from "../src/terraform/cli.ts";
+import { primaryEngine, repoRoot, synthExample, tempDir, terraformCli } from "./support/toolchain.ts";
 
 type Json = Record<string, any>;
 
@@ -77,6 +80,7 @@ describe("synthesizing the example stacks", () => {
       env: synthEnvironment(process.env),
       timeoutMs: 60_000,
       maxOldSpaceMb: 512,
+      sandbox: noSandbox,
     }).catch((caught: unknown) => caught);
 
     expect(isRunnerError(error, "SYNTH_FAILED")).toBe(true);
@@ -92,6 +96,7 @@ describe("synthesizing the example stacks", () => {
       env: {},
       timeoutMs: 10_000,
       maxOldSpaceMb: 256,
+      sandbox: noSandbox,
     }).catch((caught: unknown) => caught);
 
     expect(isRunnerError(error, "SYNTH_CONFIG_INVALID")).toBe(true);
@@ -117,9 +122,90 @@ writeFileSync(process.env.CDKTF_OUTDIR + "/manifest.json", JSON.stringify({ vers
       env: synthEnvironment(process.env),
       timeoutMs: 10_000,
       maxOldSpaceMb: 256,
+      sandbox: noSandbox,
     }).catch((caught: unknown) => caught);
 
     expect(isRunnerError(error, "SYNTH_MANIFEST_INVALID")).toBe(true);
     expect((error as Error).message).toContain("manifest.json: stacks.web.dependencies: ");
+  });
+});
+
+describe("cdktf's engine version checks", () => {
+  const RESOURCES = 30;
+
+  /**
+   * An app of many terraform_data resources (cdktf checks the engine's version
+   * for each) that also runs a command of its own, and an engine stand-in
+   * that counts its calls in the app folder before it runs the real engine.
+   */
+  async function countingSetup() {
+    const app = await tempDir("synth-version-checks");
+    const engine = primaryEngine();
+    const counting = path.join(app, "engine");
+    const calls = path.join(app, "engine-calls");
+    await writeFile(counting, `#!/bin/sh\necho "$*" >> ${calls}\nexec ${engine} "$@"\n`);
+    await chmod(counting, 0o755);
+    await writeFile(path.join(app, "cdktf.json"), JSON.stringify({ app: "node main.ts" }));
+    await writeFile(
+      path.join(app, "main.ts"),
+      `import { execSync } from "node:child_process";
+import { App, DataResource, TerraformOutput, TerraformStack } from "cdktf";
+const app = new App();
+const stack = new TerraformStack(app, "many");
+for (let index = 0; index < ${RESOURCES}; index++) new DataResource(stack, "item-" + index, { input: { index } });
+new TerraformOutput(stack, "own-command", { value: execSync("echo untouched", { encoding: "utf8" }).trim() });
+app.synth();
+`,
+    );
+    const nodeModules = path.join(repoRoot, "stacks", "node_modules");
+    await symlink(nodeModules, path.join(app, "node_modules"));
+    const sandbox = await createSandbox({
+      bwrap: "bwrap",
+      searchPath: process.env.PATH ?? "",
+      readOnly: [counting, engine],
+      hidden: [],
+      logger: pino({ level: "silent" }),
+    });
+    expect(sandbox.kind).toBe("bubblewrap");
+    let run = 0;
+    const synth = async (known?: Engine) => {
+      await rm(calls, { force: true });
+      const outDir = path.join(app, `out-${run++}`);
+      const result = await synthesize({
+        appDir: app,
+        outDir,
+        env: { ...synthEnvironment(process.env), TERRAFORM_BINARY_NAME: counting },
+        timeoutMs: 120_000,
+        maxOldSpaceMb: 1024,
+        sandbox,
+        readOnly: [nodeModules],
+        ...(known ? { engine: known } : {}),
+      });
+      const calledWith = (await readFile(calls, "utf8").catch(() => "")).split("\n").filter(Boolean);
+      return { result, calledWith, stack: await stackJson(outDir, "many") };
+    };
+    return { synth, engine: await (await terraformCli(engine)).engine() };
+  }
+
+  it("runs the engine once per resource unless the runner gives the version it knows; other commands run", async () => {
+    const { synth, engine } = await countingSetup();
+
+    const unknown = await synth();
+    expect(unknown.calledWith).toEqual(Array.from({ length: RESOURCES }, () => "version"));
+
+    const known = await synth(engine);
+    expect(known.calledWith).toEqual([]);
+    expect(Object.keys(known.stack.resource.terraform_data)).toHaveLength(RESOURCES);
+    expect(known.stack.output["own-command"].value).toBe("untouched");
+    expect(known.stack).toEqual(unknown.stack);
+  });
+
+  it("gives cdktf the version itself: an engine too old for terraform_data fails the synth", async () => {
+    const { synth, engine } = await countingSetup();
+
+    const error = await synth({ ...engine, version: "1.3.9" }).catch((caught: unknown) => caught);
+
+    expect(isRunnerError(error, "SYNTH_FAILED")).toBe(true);
+    expect((error as Error).message).toContain("version 1.3.9 is lower than the required version >=1.4");
   });
 });

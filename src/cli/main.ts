@@ -71,6 +71,7 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
         appDir: values["app-dir"] ?? "",
         trigger: "cli",
         purpose: `cli ${command}`,
+        ...(values.config ? { configFile: values.config } : {}),
       },
       config,
       env,

@@ -46,7 +46,7 @@ export async function serve(
   const logger = createLogger(env, { terminal, redact });
 
   const runner = await openRunner(
-    { repo, dataDir, appDir, trigger: "serve", purpose: "serve" },
+    { repo, dataDir, appDir, trigger: "serve", purpose: "serve", ...(configFile ? { configFile } : {}) },
     config,
     env,
     logger,

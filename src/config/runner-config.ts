@@ -118,6 +118,8 @@ const runnerConfigSchema = z.strictObject({
       }),
     ])
     .default({ type: "sqlite" }),
+  /** Path or name of bubblewrap, the sandbox of synthesis and dependency installs. */
+  bwrap: z.string().min(1).default("bwrap"),
   lockTimeout: z
     .string()
     .regex(/^\d+[smh]$/, "a duration such as 30s, 5m or 1h")

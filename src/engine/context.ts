@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Repository } from "../git/repository.ts";
+import type { Sandbox } from "../process/sandbox.ts";
 import type {
   AppKey,
   ApplyStatus,
@@ -99,6 +100,8 @@ export interface EngineContext {
   readonly toolEnv: Readonly<Record<string, string>>;
   /** Replaces every value the runner injects from its configuration by "(redacted)". */
   readonly redact: (text: string) => string;
+  /** Where synthesis and dependency installs run, chosen once at start. */
+  readonly sandbox: Sandbox;
   readonly allowInstallScripts: boolean;
   readonly parallelism: number;
   readonly synthTimeoutMs: number;

@@ -36,13 +36,15 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
   };
   try {
     const appDir = path.join(checkoutDir, context.appDir);
-    await installDependencies(checkoutDir, appDir, {
+    const signal = context.signal ? { signal: context.signal } : {};
+    const dependencies = await installDependencies(checkoutDir, appDir, {
       cacheDir: dependencyCacheDir(context.dataDir),
       env: context.toolEnv,
       timeoutMs: context.installTimeoutMs,
       tempDir: outputDir(context.dataDir),
       allowInstallScripts: context.allowInstallScripts,
-      ...(context.signal ? { signal: context.signal } : {}),
+      sandbox: context.sandbox,
+      ...signal,
     });
     const outDir = path.join(workDir, "out");
     const synth = await synthesize({
@@ -52,7 +54,11 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       timeoutMs: context.synthTimeoutMs,
       tempDir: outputDir(context.dataDir),
       maxOldSpaceMb: context.synthMaxOldSpaceMb,
-      ...(context.signal ? { signal: context.signal } : {}),
+      sandbox: context.sandbox,
+      readWrite: [checkoutDir],
+      readOnly: dependencies.cacheEntry ? [dependencies.cacheEntry] : [],
+      engine: await context.terraform.engine(signal),
+      ...signal,
     });
     const policy = await readPolicy(appDir);
     const noise = { [checkoutDir]: "<checkout>", [outDir]: "<out>" };

@@ -4,6 +4,8 @@ import path from "node:path";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { exists } from "../fs.ts";
 import { exec, execFailureOutput } from "../process/exec.ts";
+import type { Sandbox } from "../process/sandbox.ts";
+import { verifyInstall } from "./verify-install.ts";
 
 export interface DependencyOptions {
   /** Where installed node_modules are kept, one folder per lockfile hash. */
@@ -15,6 +17,8 @@ export interface DependencyOptions {
   readonly tempDir?: string;
   /** Install scripts are off unless the operator turns them on. */
   readonly allowInstallScripts: boolean;
+  /** Runs npm: it sees the system, Node, npm's own cache and configuration and the folder it fills. */
+  readonly sandbox: Sandbox;
   readonly signal?: AbortSignal;
 }
 
@@ -24,6 +28,8 @@ export interface InstalledDependencies {
   readonly lockfileHash?: string;
   /** True when the install came from the cache. */
   readonly cached: boolean;
+  /** The cache entry the checkout's node_modules links to: what synthesis reads. */
+  readonly cacheEntry?: string;
 }
 
 const COMPLETE_MARKER = ".gitops-runner-complete";
@@ -69,7 +75,7 @@ export async function installDependencies(
   const link = path.join(packageDir, "node_modules");
   if (await lstat(link).catch(() => undefined)) await rm(link, { recursive: true, force: true });
   await symlink(path.join(cached, "node_modules"), link, "dir");
-  return { packageDir: relative, lockfileHash: hash, cached: hit };
+  return { packageDir: relative, lockfileHash: hash, cached: hit, cacheEntry: cached };
 }
 
 async function installInto(
@@ -88,14 +94,30 @@ async function installInto(
     await writeFile(path.join(staging, "package-lock.json"), lock);
     const args = ["ci", "--no-audit", "--no-fund", "--loglevel=error"];
     if (!options.allowInstallScripts) args.push("--ignore-scripts");
-    await exec("npm", args, {
+    const npm = await npmOwnFiles(options.env);
+    const command = options.sandbox.command({
+      file: "npm",
+      args,
+      cwd: staging,
+      env: npm.env,
+      readWrite: [staging, ...npm.readWrite],
+      readOnly: npm.readOnly,
+    });
+    await exec(command.file, command.args, {
       step: "dependencies",
       cwd: staging,
-      env: options.env,
+      env: command.env,
       timeoutMs: options.timeoutMs,
       ...(options.tempDir ? { tempDir: options.tempDir } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
+    const broken = await verifyInstall(staging);
+    if (broken !== undefined) {
+      throw new RunnerError(
+        "DEPENDENCIES_FAILED",
+        `dependencies: npm ci for ${path.join(relative, "package-lock.json")} left a broken install (is the disk full?): ${broken}`,
+      );
+    }
     await writeFile(path.join(staging, COMPLETE_MARKER), "");
     await rename(staging, target).catch(async (error: NodeJS.ErrnoException) => {
       // Another run installed the same lockfile first; its copy serves.
@@ -114,6 +136,31 @@ async function installInto(
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * npm's download cache and user configuration (a private registry and its
+ * credentials), where npm finds them under the runner's HOME, named
+ * explicitly so that npm in a sandbox with a HOME of its own still uses them.
+ */
+async function npmOwnFiles(env: Readonly<Record<string, string>>) {
+  if (!env.HOME) return { env, readWrite: [], readOnly: [] };
+  const cache = path.join(env.HOME, ".npm");
+  const userconfig = path.join(env.HOME, ".npmrc");
+  const hasCache = await mkdir(cache, { recursive: true }).then(
+    () => true,
+    () => false,
+  );
+  const hasConfig = await exists(userconfig);
+  return {
+    env: {
+      ...env,
+      ...(hasCache ? { npm_config_cache: cache } : {}),
+      ...(hasConfig ? { npm_config_userconfig: userconfig } : {}),
+    },
+    readWrite: hasCache ? [cache] : [],
+    readOnly: hasConfig ? [userconfig] : [],
+  };
 }
 
 async function nearestPackageDir(checkoutDir: string, appDir: string): Promise<string | undefined> {

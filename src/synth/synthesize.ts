@@ -1,7 +1,10 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { exec, execFailureOutput } from "../process/exec.ts";
+import type { Sandbox } from "../process/sandbox.ts";
+import type { Engine } from "../terraform/cli.ts";
 import { readCdktfConfig } from "./cdktf-config.ts";
 import { type Manifest, readManifest } from "./manifest.ts";
 
@@ -17,6 +20,14 @@ export interface SynthOptions {
   readonly tempDir?: string;
   /** Heap cap for the app's Node process, through NODE_OPTIONS. */
   readonly maxOldSpaceMb: number;
+  /** Runs the app: it sees the system, Node, the folders below and nothing else of the runner's. */
+  readonly sandbox: Sandbox;
+  /** Folders the app may change besides outDir, e.g. the checkout. */
+  readonly readWrite?: readonly string[];
+  /** Folders the app may read, e.g. its installed dependencies. */
+  readonly readOnly?: readonly string[];
+  /** The engine TERRAFORM_BINARY_NAME names: cdktf's version checks get its version without running it. */
+  readonly engine?: Engine;
   readonly signal?: AbortSignal;
 }
 
@@ -32,6 +43,9 @@ export interface SynthResult {
   readonly stacks: readonly SynthesizedStack[];
   readonly durationMs: number;
 }
+
+/** Answers cdktf's `<engine> version` calls in the app's Node processes; see the file. */
+const ENGINE_VERSION_PRELOAD = fileURLToPath(new URL("./engine-version-preload.cjs", import.meta.url));
 
 /** Variables the app may see from the runner's own environment. */
 const INHERITED = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"] as const;
@@ -61,13 +75,25 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
     CI: "1",
     CHECKPOINT_DISABLE: "1",
   };
+  if (options.engine) {
+    env.NODE_OPTIONS += ` --require ${JSON.stringify(ENGINE_VERSION_PRELOAD)}`;
+    env.GITOPS_RUNNER_ENGINE_VERSION = `${options.engine.engine === "tofu" ? "OpenTofu" : "Terraform"} v${options.engine.version}`;
+  }
+  const command = options.sandbox.command({
+    file: "/bin/sh",
+    args: ["-c", config.app],
+    env,
+    cwd: options.appDir,
+    readWrite: [options.appDir, options.outDir, ...(options.readWrite ?? [])],
+    readOnly: [ENGINE_VERSION_PRELOAD, ...(options.readOnly ?? [])],
+  });
 
   let durationMs: number;
   try {
-    const result = await exec("/bin/sh", ["-c", config.app], {
+    const result = await exec(command.file, command.args, {
       step: "synth",
       cwd: options.appDir,
-      env,
+      env: command.env,
       timeoutMs: options.timeoutMs,
       ...(options.tempDir ? { tempDir: options.tempDir } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

@@ -4,6 +4,7 @@ import path from "node:path";
 import pino from "pino";
 import { onTestFinished } from "vitest";
 import { SETUP_PROVIDER_MIRROR } from "../../src/install-root.ts";
+import { noSandbox } from "../../src/process/sandbox.ts";
 import { type SynthResult, synthEnvironment, synthesize } from "../../src/synth/synthesize.ts";
 import { TerraformCli } from "../../src/terraform/cli.ts";
 import { prepareCliConfig } from "../../src/terraform/cli-config-disk.ts";
@@ -68,6 +69,7 @@ export async function synthExample(app: "demo" | "aws", outDir: string): Promise
     env: synthEnvironment(process.env),
     timeoutMs: 120_000,
     maxOldSpaceMb: 1024,
+    sandbox: noSandbox,
   });
 }
 
