@@ -6,7 +6,7 @@
  * environment here, once, and pass explicit environments to every child.
  */
 import { randomUUID } from "node:crypto";
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import {
   access,
   constants,
@@ -55,9 +55,16 @@ export const baseEnv: Env = pick([
   "NO_PROXY",
 ]);
 
-/** The environment the runner gives tofu, so that the baseline runs the engine the same way. */
+/**
+ * The environment the runner gives tofu, so that the baseline runs the engine
+ * the same way: a TF_CLI_CONFIG_FILE naming a file that does not exist is
+ * dropped, as the runner drops it.
+ */
 export const tofuEnv: Env = {
-  ...pick(["PATH", "HOME", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
+  ...pick(["PATH", "HOME", "TF_PLUGIN_CACHE_DIR", "SSL_CERT_FILE"]),
+  ...(process.env.TF_CLI_CONFIG_FILE && existsSync(process.env.TF_CLI_CONFIG_FILE)
+    ? { TF_CLI_CONFIG_FILE: process.env.TF_CLI_CONFIG_FILE }
+    : {}),
   TF_IN_AUTOMATION: "1",
   TF_INPUT: "0",
 };
@@ -301,10 +308,11 @@ export function gitopsRunner(
   args: readonly string[],
   cwd: string,
   okExitCodes: readonly number[] = [0],
+  env: Env = baseEnv,
 ): Promise<Measured> {
   return run(process.execPath, [path.join(repoRoot, "bin", "gitops-runner.js"), ...args], {
     cwd,
-    env: { ...baseEnv, GITOPS_RUNNER_LOG_LEVEL: "warn" },
+    env: { ...env, GITOPS_RUNNER_LOG_LEVEL: "warn" },
     okExitCodes,
   });
 }

@@ -1,14 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
 import path from "node:path";
 import pino, { type Logger } from "pino";
-import pinoPretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
 import type { RunnerConfig } from "./config/runner-config.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
 import { findExecutable } from "./fs.ts";
 import { openRepository } from "./git/repository.ts";
 import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
-import { createSandbox } from "./process/sandbox.ts";
+import { createSandbox, type Sandbox } from "./process/sandbox.ts";
 import { DbAppliedConfigs } from "./state/applied-db.ts";
 import { DiskAppliedConfigs } from "./state/applied-dir.ts";
 import { claimDataDir, outputDir, removeLeftovers } from "./state/data-dir.ts";
@@ -80,7 +81,7 @@ export function createLogger(env: Environment, options: LoggerOptions): Logger {
   const output =
     logFormat(env, options.terminal) === "json"
       ? pino.destination({ fd: 2, sync: true })
-      : pinoPretty({
+      : (requireModule("pino-pretty") as typeof PinoPretty)({
           destination: 2,
           sync: true,
           colorize: options.terminal && !env.NO_COLOR,
@@ -89,6 +90,9 @@ export function createLogger(env: Environment, options: LoggerOptions): Logger {
         });
   return pino(settings, { write: (line: string) => output.write(redact(line)) });
 }
+
+/** Loads what only some runs need (pino-pretty on a terminal) when they need it. */
+const requireModule = createRequire(import.meta.url);
 
 function logFormat(env: Environment, terminal: boolean): "json" | "pretty" {
   const format = env.GITOPS_RUNNER_LOG_FORMAT;
@@ -188,13 +192,19 @@ export async function openRunner(
     // With PostgreSQL (replicas), state and applied folders live in the database, so any replica can
     // plan, apply and check any stack; the embedded default keeps them in the data directory.
     const databaseUrl = config.store.type === "postgres" ? env[config.store.urlEnv] : undefined;
-    const sandbox = await createSandbox({
-      bwrap: config.bwrap,
-      searchPath: env.PATH ?? "",
-      readOnly: [binary],
-      hidden: [request.dataDir, ...(request.configFile ? [request.configFile] : [])],
-      logger,
-    });
+    // Chosen at the first synthesis (a trial start costs a fraction of a second): a drift sweep of
+    // stored snapshots never needs it.
+    let sandbox: Promise<Sandbox> | undefined;
+    const chooseSandbox = () => {
+      sandbox ??= createSandbox({
+        bwrap: config.bwrap,
+        searchPath: env.PATH ?? "",
+        readOnly: [binary],
+        hidden: [request.dataDir, ...(request.configFile ? [request.configFile] : [])],
+        logger,
+      });
+      return sandbox;
+    };
     const context: EngineContext = {
       dataDir: request.dataDir,
       repository,
@@ -214,7 +224,7 @@ export async function openRunner(
         TERRAFORM_BINARY_NAME: binary,
       },
       redact,
-      sandbox,
+      sandbox: chooseSandbox,
       allowInstallScripts: config.allowInstallScripts,
       parallelism: config.parallelism,
       synthTimeoutMs: config.synthTimeoutSeconds * 1000,

@@ -9,10 +9,8 @@ import { planCommand } from "../engine/plan.ts";
 import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
 import { type SynthReport, synthCommand } from "../engine/synth.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
-import { migrateStoreCommand } from "./migrate-store.ts";
 import { progressCallbacks } from "./progress.ts";
 import { renderReport, renderSynth } from "./render.ts";
-import { serve } from "./serve.ts";
 
 const USAGE = `Usage:
   gitops-runner serve  [--config FILE]
@@ -45,7 +43,11 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
   // Everything the runner and its children write (state, records, plans) is private to its user.
   process.umask(0o077);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env, output);
-  if (argv[0] === "migrate-store") return migrateStoreCommand(argv.slice(1), env, output);
+  // serve and migrate-store load what they need (fastify, forges, PostgreSQL) only when asked for.
+  if (argv[0] === "migrate-store") {
+    const { migrateStoreCommand } = await import("./migrate-store.ts");
+    return migrateStoreCommand(argv.slice(1), env, output);
+  }
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -193,6 +195,7 @@ async function serveCommand(argv: readonly string[], env: Environment, output: O
     return 1;
   }
   try {
+    const { serve } = await import("./serve.ts");
     return await serve(config, env, output.terminal);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

@@ -53,6 +53,8 @@ export async function serve(
     redact,
   );
   try {
+    // The sandbox is chosen now, so that a warning about it comes at start, not at the first synth.
+    await runner.context.sandbox();
     const notifier = createNotifier({
       logger,
       targets: secrets.notifications.map((target) =>

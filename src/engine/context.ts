@@ -100,8 +100,8 @@ export interface EngineContext {
   readonly toolEnv: Readonly<Record<string, string>>;
   /** Replaces every value the runner injects from its configuration by "(redacted)". */
   readonly redact: (text: string) => string;
-  /** Where synthesis and dependency installs run, chosen once at start. */
-  readonly sandbox: Sandbox;
+  /** Where synthesis and dependency installs run, chosen once, when first needed. */
+  readonly sandbox: () => Promise<Sandbox>;
   readonly allowInstallScripts: boolean;
   readonly parallelism: number;
   readonly synthTimeoutMs: number;

@@ -37,13 +37,14 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
   try {
     const appDir = path.join(checkoutDir, context.appDir);
     const signal = context.signal ? { signal: context.signal } : {};
+    const sandbox = await context.sandbox();
     const dependencies = await installDependencies(checkoutDir, appDir, {
       cacheDir: dependencyCacheDir(context.dataDir),
       env: context.toolEnv,
       timeoutMs: context.installTimeoutMs,
       tempDir: outputDir(context.dataDir),
       allowInstallScripts: context.allowInstallScripts,
-      sandbox: context.sandbox,
+      sandbox,
       ...signal,
     });
     const outDir = path.join(workDir, "out");
@@ -54,7 +55,7 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       timeoutMs: context.synthTimeoutMs,
       tempDir: outputDir(context.dataDir),
       maxOldSpaceMb: context.synthMaxOldSpaceMb,
-      sandbox: context.sandbox,
+      sandbox,
       readWrite: [checkoutDir],
       readOnly: dependencies.cacheEntry ? [dependencies.cacheEntry] : [],
       engine: await context.terraform.engine(signal),
