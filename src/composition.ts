@@ -41,6 +41,14 @@ export interface EngineRequest {
 }
 
 const GIT_ENV = ["PATH", "HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"];
+/**
+ * Git settings given through the environment: GIT_CONFIG_COUNT with its numbered
+ * GIT_CONFIG_KEY_<n>/GIT_CONFIG_VALUE_<n>, and other global or system files. For
+ * a repository on a local path, `safe.directory` must come from such a file: git
+ * does not hand GIT_CONFIG_COUNT to the upload-pack it starts there.
+ */
+const GIT_CONFIG_ENV = ["GIT_CONFIG_COUNT", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"];
+const GIT_CONFIG_ENTRY = /^GIT_CONFIG_(KEY|VALUE)_\d+$/;
 /** Proxies and trust anchors, so that fetches and installs work behind a TLS-inspecting proxy. */
 const NETWORK_ENV = [
   "HTTP_PROXY",
@@ -175,7 +183,8 @@ export async function openRunner(
       mirrorDir: path.join(request.dataDir, "repos", `${id}.git`),
       timeoutMs: 300_000,
       env: {
-        ...pick(env, [...GIT_ENV, ...NETWORK_ENV]),
+        ...pick(env, [...GIT_ENV, ...GIT_CONFIG_ENV, ...NETWORK_ENV]),
+        ...matching(env, GIT_CONFIG_ENTRY),
         GIT_TERMINAL_PROMPT: "0",
       },
     });

@@ -144,6 +144,10 @@ export class GitRepository implements Repository {
       baseDir,
       timeout: { block: this.#options.timeoutMs },
       allowEnvironment: Object.keys(this.#options.env),
+      // The environment is the operator's (the composition root picks it), never a
+      // repository's: git settings given there, through GIT_CONFIG_COUNT and its entries
+      // or GIT_CONFIG_GLOBAL/SYSTEM, are theirs to make, URL rewrites included.
+      unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeConfigPaths: true, allowUnsafeUrlRewrite: true },
     }).env({ ...this.#options.env });
   }
 }
