@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provides what the runner and its tests need on a fresh machine, from package
 # registries only, and says what it chose and why:
-#   - the example stacks' dependencies (npm ci in stacks/, install scripts off);
+#   - the example stacks' dependencies (npm ci in stacks/ and stacks/demo,
+#     install scripts off);
 #   - a Terraform engine: the pinned OpenTofu (from PATH, from the cache, or built
 #     from the Go module proxy) and, for a second test pass, a terraform on PATH;
 #   - with `test`: the AWS provider in a project-owned filesystem mirror,
@@ -72,15 +73,20 @@ else
 fi
 
 # --- example stacks' dependencies ---------------------------------------------
-stacks_lock_hash="$(sha256sum "$root/stacks/package-lock.json" | cut -c1-16)"
-if [[ "$(cat "$root/stacks/node_modules/.lock-hash" 2>/dev/null)" != "$stacks_lock_hash" ]]; then
-  started=$(date +%s)
-  npm ci --prefix "$root/stacks" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
-  echo "$stacks_lock_hash" >"$root/stacks/node_modules/.lock-hash"
-  say "stacks: installed dependencies for lockfile $stacks_lock_hash in $(elapsed "$started")"
-else
-  say "stacks: dependencies already installed for lockfile $stacks_lock_hash"
-fi
+# stacks/ holds the AWS app's dependencies; the demo (stacks/demo) has its own
+# small lockfile, so that it installs without the AWS provider bindings.
+for stacks_dir in "$root/stacks" "$root/stacks/demo"; do
+  stacks_name="${stacks_dir#"$root/"}"
+  stacks_lock_hash="$(sha256sum "$stacks_dir/package-lock.json" | cut -c1-16)"
+  if [[ "$(cat "$stacks_dir/node_modules/.lock-hash" 2>/dev/null)" != "$stacks_lock_hash" ]]; then
+    started=$(date +%s)
+    npm ci --prefix "$stacks_dir" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+    echo "$stacks_lock_hash" >"$stacks_dir/node_modules/.lock-hash"
+    say "$stacks_name: installed dependencies for lockfile $stacks_lock_hash in $(elapsed "$started")"
+  else
+    say "$stacks_name: dependencies already installed for lockfile $stacks_lock_hash"
+  fi
+done
 
 # --- OpenTofu ------------------------------------------------------------------
 tofu_version="$(pinned .opentofu)"

@@ -69,10 +69,11 @@ describe("synthesizing the example stacks", () => {
 
   it("reports an app that does not compile with the app's own message, naming the synth step", async () => {
     const app = await tempDir("synth-broken");
-    await cp(path.join(repoRoot, "stacks", "demo"), app, { recursive: true });
+    const demo = path.join(repoRoot, "stacks", "demo");
+    await cp(demo, app, { recursive: true, filter: (source) => path.basename(source) !== "node_modules" });
     await writeFile(path.join(app, "main.ts"), 'const release: number = "one";\nenum Broken { A }\n');
-    // Resolve cdktf from the example stacks' dependencies, as a checkout would have them.
-    await symlink(path.join(repoRoot, "stacks", "node_modules"), path.join(app, "node_modules"));
+    // Resolve cdktf from the demo's own dependencies, as a checkout would have them.
+    await symlink(path.join(demo, "node_modules"), path.join(app, "node_modules"));
 
     const error = await synthesize({
       appDir: app,

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { onTestFinished } from "vitest";
+import { exists } from "../../src/fs.ts";
 import { repoRoot } from "./toolchain.ts";
 
 const run = promisify(execFile);
@@ -93,9 +94,16 @@ export class TestRepo {
     await repo.git("init", "--quiet", "--initial-branch=main");
     await repo.git("config", "user.email", "dev@example.invalid");
     await repo.git("config", "user.name", "Developer");
-    await cp(path.join(repoRoot, "stacks", example), dir, { recursive: true });
-    for (const file of ["package.json", "package-lock.json"]) {
-      await cp(path.join(repoRoot, "stacks", file), path.join(dir, file));
+    const exampleDir = path.join(repoRoot, "stacks", example);
+    await cp(exampleDir, dir, {
+      recursive: true,
+      filter: (source) => path.basename(source) !== "node_modules",
+    });
+    // The demo has its own package.json and lockfile; the AWS app uses those of stacks/.
+    if (!(await exists(path.join(exampleDir, "package.json")))) {
+      for (const file of ["package.json", "package-lock.json"]) {
+        await cp(path.join(repoRoot, "stacks", file), path.join(dir, file));
+      }
     }
     await repo.commit(`The ${example} example`);
     return repo;
