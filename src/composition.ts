@@ -240,6 +240,7 @@ export async function openRunner(
       synthMaxOldSpaceMb: config.synthMaxOldSpaceMb,
       installTimeoutMs: 900_000,
       lockWaitMs: config.lockWaitSeconds * 1000,
+      ...(env.GITOPS_RUNNER_DEPENDENCY_SEED ? { dependencySeedDir: env.GITOPS_RUNNER_DEPENDENCY_SEED } : {}),
       trigger: request.trigger,
       logger,
       newRunId: randomUUID,

@@ -109,6 +109,8 @@ export interface EngineContext {
   readonly installTimeoutMs: number;
   /** How long an apply waits for a stack another run holds, and a plan for an apply to end. */
   readonly lockWaitMs: number;
+  /** Dependencies installed ahead of time (an image's), consulted before npm runs. */
+  readonly dependencySeedDir?: string;
   readonly trigger: string;
   readonly logger: Logger;
   readonly newRunId: () => string;

@@ -40,6 +40,7 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
     const sandbox = await context.sandbox();
     const dependencies = await installDependencies(checkoutDir, appDir, {
       cacheDir: dependencyCacheDir(context.dataDir),
+      ...(context.dependencySeedDir ? { seedDir: context.dependencySeedDir } : {}),
       env: context.toolEnv,
       timeoutMs: context.installTimeoutMs,
       tempDir: outputDir(context.dataDir),

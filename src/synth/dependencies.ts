@@ -10,6 +10,12 @@ import { verifyInstall } from "./verify-install.ts";
 export interface DependencyOptions {
   /** Where installed node_modules are kept, one folder per lockfile hash. */
   readonly cacheDir: string;
+  /**
+   * A read-only folder of entries installed ahead of time and keyed as in
+   * cacheDir, e.g. an image's, built with this same function. A lockfile the
+   * cache lacks is looked up there before npm runs, and used in place.
+   */
+  readonly seedDir?: string;
   /** The allow-listed environment npm runs with. */
   readonly env: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
@@ -68,14 +74,25 @@ export async function installDependencies(
   const cached = path.join(options.cacheDir, hash);
 
   const hit = await exists(path.join(cached, COMPLETE_MARKER));
-  if (!hit) await installInto(cached, manifest, lock, relative, options);
-  const now = new Date();
-  await utimes(cached, now, now); // Last use, for trimming the cache least-recently-used first.
+  const seeded = hit ? undefined : await seededEntry(options.seedDir, hash);
+  if (seeded === undefined) {
+    if (!hit) await installInto(cached, manifest, lock, relative, options);
+    const now = new Date();
+    await utimes(cached, now, now); // Last use, for trimming the cache least-recently-used first.
+  }
 
   const link = path.join(packageDir, "node_modules");
   if (await lstat(link).catch(() => undefined)) await rm(link, { recursive: true, force: true });
-  await symlink(path.join(cached, "node_modules"), link, "dir");
-  return { packageDir: relative, lockfileHash: hash, cached: hit, cacheEntry: cached };
+  const entry = seeded ?? cached;
+  await symlink(path.join(entry, "node_modules"), link, "dir");
+  return { packageDir: relative, lockfileHash: hash, cached: hit || seeded !== undefined, cacheEntry: entry };
+}
+
+/** The seed's complete entry for a lockfile hash, if it has one. */
+async function seededEntry(seedDir: string | undefined, hash: string): Promise<string | undefined> {
+  if (seedDir === undefined) return undefined;
+  const entry = path.join(seedDir, hash);
+  return (await exists(path.join(entry, COMPLETE_MARKER))) ? entry : undefined;
 }
 
 async function installInto(
