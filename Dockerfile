@@ -7,9 +7,26 @@
 # one-shot CLI run, replace the entry point and pass the command's arguments:
 #   docker run --rm --init --no-healthcheck -v gitops-runner-data:/data \
 #     --entrypoint node gitops-runner /app/bin/gitops-runner.js plan --repo https://example.com/org/infra.git --json
+# A repository on the host is mounted at /repo, which the image's git trusts
+# although its files belong to another uid than the runner's:
+#   docker run --rm --init --no-healthcheck -v "$PWD:/repo:ro" -v gitops-runner-data:/data \
+#     --entrypoint node gitops-runner /app/bin/gitops-runner.js plan --repo /repo --json
+# Mounted elsewhere, git refuses it ("detected dubious ownership"); name the path
+# in a git configuration file given as GIT_CONFIG_GLOBAL ([safe] directory =
+# <path>/.git). GIT_CONFIG_COUNT/KEY/VALUE settings reach git too, but git does not
+# hand them to the process that reads a repository on a local path.
 #
 # Use --init (or an init of the orchestrator's): Node as PID 1 neither reaps
 # orphaned grandchildren (providers, npm) nor stops on SIGTERM without a handler.
+#
+# The demo's dependencies are installed into the image (/app/seed/npm), so the
+# embedded default starts with no registry at hand.
+#
+# Behind a TLS-inspecting proxy, add its certificate authority to both stages and
+# pass --build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt for npm.
+#
+# scripts/image-test.sh builds this image and checks it (health, the demo applied
+# with no network, uid, stop, restart, the one-shot CLI on a mounted repository).
 #
 # Versions: keep these in step with versions.json (node) and with the `go` line
 # of toolchain/opentofu/go.mod (Go). The runtime stage checks Node and OpenTofu
@@ -38,6 +55,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 
 # --- the runner ----------------------------------------------------------------
 FROM node:${NODE_VERSION}-slim AS runtime
+# Only for the build's npm (see the header); not kept in the image's environment.
+ARG NODE_EXTRA_CA_CERTS
 
 # git: the runner keeps a bare mirror per repository and checks commits out as
 # worktrees. ca-certificates: HTTPS for git, npm installs of the watched apps'
@@ -46,6 +65,12 @@ FROM node:${NODE_VERSION}-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+
+# /repo is where a repository on the host is mounted for the one-shot CLI (see
+# the header); git checks the owner of the repository folder it reads (the
+# .git folder of a working copy).
+RUN git config --system --add safe.directory /repo \
+ && git config --system --add safe.directory /repo/.git
 
 # A fixed non-root uid, so volume ownership is predictable across hosts. The
 # home folder is needed: git, npm (its cache) and tofu get HOME. /data is
@@ -77,6 +102,13 @@ COPY src/ ./src/
 COPY runner/ ./runner/
 COPY stacks/ ./stacks/
 
+# The demo's dependencies, installed now by the runner's own installer into a
+# read-only seed that the runner consults before it runs npm (same key: the
+# lockfile's hash). The embedded default then needs no registry at first start,
+# and writes nothing to /data/cache for it.
+RUN --mount=type=cache,target=/root/.npm \
+    node runner/seed-dependencies.ts /app/seed/npm /app/stacks/demo
+
 # Fail the build if the image's Node or OpenTofu is not what versions.json pins.
 RUN tofu version -json > /tmp/tofu-version.json \
  && node -e " \
@@ -92,9 +124,11 @@ RUN tofu version -json > /tmp/tofu-version.json \
 # GITOPS_RUNNER_TERRAFORM names the engine binary outright (otherwise the runner
 # looks for tofu, then terraform, on PATH). GITOPS_RUNNER_LISTEN_HOST: the HTTP
 # server answers on every interface of the container, not only its loopback.
+# GITOPS_RUNNER_DEPENDENCY_SEED: the seed of installed dependencies above.
 # HOME is set explicitly because the runner hands it to git, npm and tofu,
 # whatever uid lookup the runtime does.
 ENV GITOPS_RUNNER_DATA_DIR=/data \
+    GITOPS_RUNNER_DEPENDENCY_SEED=/app/seed/npm \
     GITOPS_RUNNER_TERRAFORM=/usr/local/bin/tofu \
     GITOPS_RUNNER_LISTEN_HOST=0.0.0.0 \
     HOME=/home/runner
