@@ -128,8 +128,11 @@ build_seconds=$((SECONDS - started))
 cached_steps="$(grep -c '^#[0-9]* CACHED' "$work/build.log" || true)"
 size_mb=$(($(docker image inspect --format '{{.Size}}' "$image") / 1000000))
 say "built $image in ${build_seconds}s ($cached_steps steps from the build cache); image size ${size_mb} MB"
-# Keep the build cache for the next run, but not images that the new build replaced.
+# Keep the build cache for the next run (the Go module and build caches take about
+# 3 GB), but not images the new build replaced, nor build steps beyond that.
 docker image prune --force >/dev/null
+docker builder prune --force --keep-storage 4GB >/dev/null
+say "Docker data root $(du -sh "$(docker info --format '{{.DockerRootDir}}')/.." | cut -f1) after pruning"
 
 # --- 3. the long-lived runner, with no network ------------------------------------
 docker volume create "$volume" >/dev/null
