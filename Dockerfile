@@ -126,8 +126,11 @@ RUN tofu version -json > /tmp/tofu-version.json \
 # server answers on every interface of the container, not only its loopback.
 # GITOPS_RUNNER_DEPENDENCY_SEED: the seed of installed dependencies above.
 # HOME is set explicitly because the runner hands it to git, npm and tofu,
-# whatever uid lookup the runtime does.
+# whatever uid lookup the runtime does. MALLOC_ARENA_MAX (two malloc arenas)
+# and the entry point's --max-semi-space-size=1 (a small young generation)
+# keep an idle runner's memory about 30 MB lower, as npm start does.
 ENV GITOPS_RUNNER_DATA_DIR=/data \
+    MALLOC_ARENA_MAX=2 \
     GITOPS_RUNNER_DEPENDENCY_SEED=/app/seed/npm \
     GITOPS_RUNNER_TERRAFORM=/usr/local/bin/tofu \
     GITOPS_RUNNER_LISTEN_HOST=0.0.0.0 \
@@ -145,4 +148,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-ENTRYPOINT ["node", "/app/runner/main.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/runner/main.ts"]
