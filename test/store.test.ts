@@ -7,7 +7,7 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { parsePolicy } from "../src/policy/policy.ts";
 import { migrate, SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { PostgresDriver } from "../src/store/postgres-driver.ts";
-import type { NewEvent } from "../src/store/records.ts";
+import type { AuditEntry, NewEvent } from "../src/store/records.ts";
 import type { SqlDriver } from "../src/store/sql.ts";
 import { SqlStore } from "../src/store/sql-store.ts";
 import { SqliteDriver } from "../src/store/sqlite-driver.ts";
@@ -402,6 +402,105 @@ describe.each(engines)("the store on $name", (engine) => {
         archive: new Uint8Array([4, 5]),
       });
       expect(await store.loadAppliedConfig(key("db"))).toBeUndefined();
+    });
+  });
+
+  describe("the audit trail", () => {
+    const summary = { add: 1, change: 0, destroy: 0, replace: 0, import: 0 };
+    const entry = (runId: string, stack: string, fields: Partial<Omit<AuditEntry, "at">> = {}) => ({
+      runId,
+      ...key(stack),
+      kind: "apply" as const,
+      commit: "c1",
+      result: "applied" as const,
+      trigger: "poll",
+      origin: {},
+      summary,
+      resources: [{ address: "terraform_data.a", actions: ["create"] }],
+      ...fields,
+    });
+
+    it("keeps who and what triggered each applied change, lists it by stack and time, and keeps one entry per run", async () => {
+      const { store } = await opened(engine);
+      const origin = {
+        deliveryId: "d-1",
+        pullRequest: {
+          number: 7,
+          url: "https://forge.example/pr/7",
+          author: "ana",
+          mergedBy: "bo",
+          approvers: ["cy", "di"],
+        },
+      };
+      await store.recordAudit(entry("a1", "web", { origin, commitAuthor: "Ana <ana@example.com>" }));
+      await delay(5);
+      const between = new Date().toISOString();
+      await delay(5);
+      await store.recordAudit(entry("a2", "db", { commit: "c2", result: "failed", error: "boom" }));
+      await store.recordAudit(entry("a2", "db", { commit: "c3" }));
+      await store.recordAudit(entry("a3", "web", { commit: "c2", environment: "dev", promotionHash: "p2" }));
+
+      const all = await store.listAudit({ ...app, limit: 10 });
+      expect(all.map((candidate) => candidate.runId)).toEqual(["a3", "a2", "a1"]);
+      expect(all[1]).toMatchObject({ commit: "c2", result: "failed", error: "boom" });
+      expect(all[2]).toMatchObject({
+        origin,
+        commitAuthor: "Ana <ana@example.com>",
+        summary,
+        trigger: "poll",
+      });
+      expect((await store.listAudit({ ...app, stack: "web", limit: 10 })).map((e) => e.runId)).toEqual([
+        "a3",
+        "a1",
+      ]);
+      expect((await store.listAudit({ ...app, since: between, limit: 10 })).map((e) => e.runId)).toEqual([
+        "a3",
+        "a2",
+      ]);
+      expect((await store.listAudit({ ...app, until: between, limit: 10 })).map((e) => e.runId)).toEqual([
+        "a1",
+      ]);
+      expect(await store.listAudit({ repoId: app.repoId, appDir: "other", limit: 10 })).toEqual([]);
+    });
+
+    it("finds a stack's successful apply of a commit or of a configuration's promotion hash", async () => {
+      const { store } = await opened(engine);
+      await store.recordAudit(
+        entry("a1", "web-dev", { commit: "c1", promotionHash: "p1", result: "failed" }),
+      );
+      expect(await store.lastSuccessfulApply(key("web-dev"), { promotionHash: "p1" })).toBeUndefined();
+      await store.recordAudit(
+        entry("a2", "web-dev", { commit: "c2", promotionHash: "p1", result: "no-changes" }),
+      );
+      expect(await store.lastSuccessfulApply(key("web-dev"), { promotionHash: "p1" })).toMatchObject({
+        runId: "a2",
+        commit: "c2",
+      });
+      expect(await store.lastSuccessfulApply(key("web-dev"), { commit: "c2" })).toMatchObject({
+        runId: "a2",
+      });
+      expect(await store.lastSuccessfulApply(key("web-dev"), { commit: "c1" })).toBeUndefined();
+      expect(await store.lastSuccessfulApply(key("web-prod"), { promotionHash: "p1" })).toBeUndefined();
+    });
+
+    it("keeps a run's origin and the violations its policy checks found", async () => {
+      const { store } = await opened(engine);
+      await store.startRun({
+        id: "r1",
+        kind: "plan",
+        ...key("web"),
+        commit: "c1",
+        trigger: "webhook:pull_request:opened",
+        origin: { deliveryId: "d-9", pullRequest: { number: 9 } },
+      });
+      const violations = [{ check: "tags", address: "aws_s3_bucket.b", message: "no owner tag" }];
+      await store.finishRun("r1", { status: "succeeded", result: "changes", violations });
+      expect(await store.getRun("r1")).toMatchObject({
+        pr: 9,
+        origin: { deliveryId: "d-9", pullRequest: { number: 9 } },
+        violations,
+      });
+      expect((await store.listRuns({ ...app, limit: 1 }))[0]).toMatchObject({ pr: 9, violations });
     });
   });
 });

@@ -13,6 +13,7 @@ const TABLES = [
   "pull_requests",
   "applied_configs",
   "events",
+  "audit",
 ] as const;
 
 /**

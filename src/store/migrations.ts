@@ -165,6 +165,35 @@ CREATE TABLE applied_configs (
   PRIMARY KEY (repo_id, app_dir, stack)
 );`,
   },
+  {
+    version: 3,
+    description:
+      "who and what triggered each run, the policy checks' violations, and the audit trail of applies (kept past run retention)",
+    sql: () => `
+ALTER TABLE runs ADD COLUMN origin TEXT;
+ALTER TABLE runs ADD COLUMN violations TEXT;
+CREATE TABLE audit (
+  run_id TEXT PRIMARY KEY,
+  repo_id TEXT NOT NULL,
+  app_dir TEXT NOT NULL,
+  stack TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  commit_sha TEXT NOT NULL,
+  result TEXT NOT NULL,
+  at TEXT NOT NULL,
+  trigger TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  commit_author TEXT,
+  summary TEXT NOT NULL,
+  resources TEXT NOT NULL,
+  environment TEXT,
+  promotion_hash TEXT,
+  error TEXT
+);
+CREATE INDEX audit_by_time ON audit (repo_id, app_dir, at);
+CREATE INDEX audit_by_stack ON audit (repo_id, app_dir, stack, at);
+CREATE INDEX audit_by_promotion ON audit (repo_id, app_dir, stack, promotion_hash);`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

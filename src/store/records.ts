@@ -34,6 +34,40 @@ export interface NewRun extends StackKey {
   readonly commit: string;
   readonly trigger: string;
   readonly pr?: number;
+  /** Who and what asked for the run, beyond the trigger word. */
+  readonly origin?: RunOrigin;
+}
+
+/**
+ * What triggered a run, as far as the runner knows it: the webhook delivery,
+ * the API token's name, the user at the command line, and the pull request
+ * (with its people, as the forge reports them) whose merge made the commit.
+ */
+export interface RunOrigin {
+  readonly deliveryId?: string;
+  readonly tokenName?: string;
+  /** The operating-system user who ran the command line. */
+  readonly user?: string;
+  readonly pullRequest?: PullRequestOrigin;
+}
+
+export interface PullRequestOrigin {
+  readonly number: number;
+  readonly url?: string;
+  readonly author?: string;
+  readonly mergedBy?: string;
+  readonly approvers?: readonly string[];
+}
+
+/** A violation a policy check found in a plan. */
+export interface Violation {
+  /** The check: a JSON rule's id, or a TypeScript check's file. */
+  readonly check: string;
+  /** The resource it concerns, if one. */
+  readonly address?: string;
+  readonly message: string;
+  /** A person's approval of this very plan lets it through; otherwise it blocks for good. */
+  readonly approvable?: boolean;
 }
 
 export interface RunOutcome {
@@ -48,6 +82,8 @@ export interface RunOutcome {
   readonly engineVersion?: string;
   readonly providers?: Readonly<Record<string, string>>;
   readonly error?: { readonly code: string; readonly message: string };
+  /** What the policy checks found in the plan. */
+  readonly violations?: readonly Violation[];
 }
 
 export interface RunRecord extends NewRun, Partial<Omit<RunOutcome, "status">> {
@@ -148,6 +184,40 @@ export interface PullRequestRecord {
   /** The head whose plan was last posted. */
   readonly plannedHead?: string;
   readonly updatedAt: string;
+}
+
+/**
+ * One entry of the audit trail: a run that applied (or tried to apply) a plan
+ * to a stack, or accepted a commit with nothing to change. Kept in a table of
+ * its own, past the retention of runs.
+ */
+export interface AuditEntry extends StackKey {
+  readonly runId: string;
+  readonly kind: "apply" | "drift";
+  readonly commit: string;
+  /** applied, no-changes (the commit holds nothing to apply), corrected (drift), failed (the apply step failed). */
+  readonly result: "applied" | "no-changes" | "corrected" | "failed";
+  /** When the apply ended. */
+  readonly at: string;
+  readonly trigger: string;
+  readonly origin: RunOrigin;
+  /** The commit's author, as git records it: "Name <email>". */
+  readonly commitAuthor?: string;
+  readonly summary: PlanSummary;
+  readonly resources: readonly ResourceChange[];
+  /** The environment the stack belongs to, and its configuration's hash without the environment's own names and values. */
+  readonly environment?: string;
+  readonly promotionHash?: string;
+  readonly error?: string;
+}
+
+export interface AuditFilter extends AppKey {
+  readonly stack?: string;
+  /** ISO times, inclusive. */
+  readonly since?: string;
+  readonly until?: string;
+  /** Newest first; at most this many. */
+  readonly limit: number;
 }
 
 export interface WatchedBranch {

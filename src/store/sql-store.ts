@@ -1,6 +1,8 @@
 import type {
   AppKey,
   ApplyStatus,
+  AuditEntry,
+  AuditFilter,
   DriftStatus,
   EventKind,
   EventRecord,
@@ -22,7 +24,7 @@ import { DIALECTS, type Row, type SqlDriver, type SqlValue } from "./sql.ts";
 
 /** Columns of `runs` a list shows: everything but the log and the plan. */
 const RUN_SUMMARY_COLUMNS =
-  "id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, status, result, started_at, ended_at, summary, resources, engine, engine_version, providers, error_code, error_message";
+  "id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, origin, status, result, started_at, ended_at, summary, resources, violations, engine, engine_version, providers, error_code, error_message";
 
 /**
  * Every record the runner keeps, in one SQL database: the embedded SQLite
@@ -61,8 +63,8 @@ export class SqlStore {
 
   async startRun(run: NewRun & { readonly eventId?: string; readonly host?: string }): Promise<void> {
     await this.#db.run(
-      `INSERT INTO runs (id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, status, started_at, event_id, host, log)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, '')`,
+      `INSERT INTO runs (id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, origin, status, started_at, event_id, host, log)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, '')`,
       [
         run.id,
         run.kind,
@@ -71,7 +73,8 @@ export class SqlStore {
         run.stack,
         run.commit,
         run.trigger,
-        run.pr ?? null,
+        run.pr ?? run.origin?.pullRequest?.number ?? null,
+        json(run.origin),
         now(),
         run.eventId ?? null,
         run.host ?? null,
@@ -86,7 +89,7 @@ export class SqlStore {
 
   async finishRun(id: string, outcome: RunOutcome, log?: string): Promise<void> {
     await this.#db.run(
-      `UPDATE runs SET status = ?, result = ?, ended_at = ?, summary = ?, resources = ?, plan = ?,
+      `UPDATE runs SET status = ?, result = ?, ended_at = ?, summary = ?, resources = ?, plan = ?, violations = ?,
          engine = ?, engine_version = ?, providers = ?, error_code = ?, error_message = ?, pgid = NULL,
          log = coalesce(?, log)
        WHERE id = ?`,
@@ -97,6 +100,7 @@ export class SqlStore {
         json(outcome.summary),
         json(outcome.resources),
         json(outcome.plan),
+        json(outcome.violations),
         outcome.engine ?? null,
         outcome.engineVersion ?? null,
         json(outcome.providers),
@@ -154,6 +158,76 @@ export class SqlStore {
       if (row) latest.set(stack, row.id);
     }
     return latest;
+  }
+
+  // --- the audit trail ---------------------------------------------------------------
+
+  /** Adds a run's entry to the audit trail (once per run). */
+  async recordAudit(entry: Omit<AuditEntry, "at">): Promise<void> {
+    await this.#db.run(
+      `INSERT INTO audit (run_id, repo_id, app_dir, stack, kind, commit_sha, result, at, trigger, origin,
+         commit_author, summary, resources, environment, promotion_hash, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`,
+      [
+        entry.runId,
+        entry.repoId,
+        entry.appDir,
+        entry.stack,
+        entry.kind,
+        entry.commit,
+        entry.result,
+        now(),
+        entry.trigger,
+        JSON.stringify(entry.origin),
+        entry.commitAuthor ?? null,
+        JSON.stringify(entry.summary),
+        JSON.stringify(entry.resources),
+        entry.environment ?? null,
+        entry.promotionHash ?? null,
+        entry.error ?? null,
+      ],
+    );
+  }
+
+  /** The audit trail of an app, newest first. */
+  async listAudit(filter: AuditFilter): Promise<AuditEntry[]> {
+    const clauses = ["repo_id = ?", "app_dir = ?"];
+    const values: SqlValue[] = [filter.repoId, filter.appDir];
+    if (filter.stack !== undefined) {
+      clauses.push("stack = ?");
+      values.push(filter.stack);
+    }
+    if (filter.since !== undefined) {
+      clauses.push("at >= ?");
+      values.push(filter.since);
+    }
+    if (filter.until !== undefined) {
+      clauses.push("at <= ?");
+      values.push(filter.until);
+    }
+    const rows = await this.#db.all(
+      `SELECT * FROM audit WHERE ${clauses.join(" AND ")} ORDER BY at DESC, run_id DESC LIMIT ?`,
+      [...values, filter.limit],
+    );
+    return rows.map(toAuditEntry);
+  }
+
+  /**
+   * The newest successful entry of a stack that matches: applied at this
+   * commit, or (for promotion) with this hash of its configuration.
+   */
+  async lastSuccessfulApply(
+    key: StackKey,
+    match: { readonly commit: string } | { readonly promotionHash: string },
+  ): Promise<AuditEntry | undefined> {
+    const [column, value] =
+      "commit" in match ? ["commit_sha", match.commit] : ["promotion_hash", match.promotionHash];
+    const row = await this.#db.get(
+      `SELECT * FROM audit WHERE repo_id = ? AND app_dir = ? AND stack = ? AND ${column} = ?
+         AND result IN ('applied', 'no-changes', 'corrected') ORDER BY at DESC, run_id DESC LIMIT 1`,
+      [key.repoId, key.appDir, key.stack, value],
+    );
+    return row ? toAuditEntry(row) : undefined;
   }
 
   // --- stacks ---------------------------------------------------------------------
@@ -686,12 +760,14 @@ function toRun(row: Row): RunRecord {
     commit: row.commit_sha,
     trigger: row.trigger,
     pr: optionalNumber(row.pr),
+    origin: parsed(row.origin),
     status: row.status,
     result: text(row.result),
     startedAt: row.started_at,
     endedAt: text(row.ended_at),
     summary: parsed(row.summary),
     resources: parsed(row.resources),
+    violations: parsed(row.violations),
     plan: parsed(row.plan),
     log: text(row.log),
     engine: text(row.engine),
@@ -699,6 +775,27 @@ function toRun(row: Row): RunRecord {
     providers: parsed(row.providers),
     error: errorCode ? { code: errorCode, message: text(row.error_message) ?? "" } : undefined,
   }) as unknown as RunRecord;
+}
+
+function toAuditEntry(row: Row): AuditEntry {
+  return withoutEmpty({
+    runId: row.run_id,
+    repoId: row.repo_id,
+    appDir: row.app_dir,
+    stack: row.stack,
+    kind: row.kind,
+    commit: row.commit_sha,
+    result: row.result,
+    at: row.at,
+    trigger: row.trigger,
+    origin: parsed(row.origin),
+    commitAuthor: text(row.commit_author),
+    summary: parsed(row.summary),
+    resources: parsed(row.resources),
+    environment: text(row.environment),
+    promotionHash: text(row.promotion_hash),
+    error: text(row.error),
+  }) as unknown as AuditEntry;
 }
 
 function toEvent(row: Row): EventRecord {
