@@ -67,6 +67,7 @@ describe("githubForge", () => {
       fromFork: false,
       state: "open",
       url: fake.pullRequestUrl(7),
+      author: "contributor",
     });
     expect(requests(fake)).toEqual([
       "GET /repos/acme/infra/pulls?state=open&per_page=100 → 200",
@@ -77,8 +78,14 @@ describe("githubForge", () => {
 
   it("gets a pull request: merged, closed, and from forks", async () => {
     const fake = await fakeGitHub();
-    fake.addPullRequest({ number: 1, headSha: sha(1), headRef: "feature", baseRef: "release" });
-    fake.setPullRequestState(1, "merged", { mergeCommitSha: sha(101) });
+    fake.addPullRequest({
+      number: 1,
+      headSha: sha(1),
+      headRef: "feature",
+      baseRef: "release",
+      author: "ana",
+    });
+    fake.setPullRequestState(1, "merged", { mergeCommitSha: sha(101), mergedBy: "bo" });
     fake.addPullRequest({ number: 2, headSha: sha(2) });
     fake.setPullRequestState(2, "closed");
     fake.addPullRequest({ number: 3, headSha: sha(3), headRepository: "mallory/infra" });
@@ -94,12 +101,67 @@ describe("githubForge", () => {
       state: "merged",
       mergeCommitSha: sha(101),
       url: fake.pullRequestUrl(1),
+      author: "ana",
+      mergedBy: "bo",
     });
     expect(await forge.pullRequests.get(2)).toMatchObject({ state: "closed", fromFork: false });
     expect(await forge.pullRequests.get(2)).not.toHaveProperty("mergeCommitSha");
     expect(await forge.pullRequests.get(3)).toMatchObject({ state: "open", fromFork: true });
     // The fork was deleted: GitHub reports head.repo as null.
     expect(await forge.pullRequests.get(4)).toMatchObject({ fromFork: true });
+    fake.assertNoUnexpected();
+  });
+
+  it("names the approvers: the latest deciding review of each reviewer", async () => {
+    const fake = await fakeGitHub();
+    fake.addPullRequest({ number: 5, headSha: sha(5) });
+    fake.addReview(5, "ana", "APPROVED");
+    fake.addReview(5, "bo", "APPROVED");
+    fake.addReview(5, "bo", "CHANGES_REQUESTED");
+    fake.addReview(5, "cy", "CHANGES_REQUESTED");
+    fake.addReview(5, "cy", "APPROVED");
+    fake.addReview(5, "cy", "COMMENTED");
+    fake.addReview(5, "di", "COMMENTED");
+    const forge = githubForge({ owner: "acme", repo: "infra", token: TOKEN, baseUrl: fake.url });
+
+    expect(await forge.pullRequests.approvers(5)).toEqual(["ana", "cy"]);
+    expect(requests(fake)).toEqual(["GET /repos/acme/infra/pulls/5/reviews?per_page=100 → 200"]);
+    await forgeFailure(forge.pullRequests.approvers(6));
+    fake.takeUnexpected();
+    fake.assertNoUnexpected();
+  });
+
+  it("opens a pull request of a pushed branch, and reports one of a missing branch", async () => {
+    const branches: Record<string, string> = { main: sha(1), "rollback-demo": sha(2) };
+    const fake = await fakeGitHub({ login: "runner-bot", branchSha: (branch) => branches[branch] });
+    const forge = githubForge({ owner: "acme", repo: "infra", token: TOKEN, baseUrl: fake.url });
+
+    const opened = await forge.pullRequests.create({
+      head: "rollback-demo",
+      base: "main",
+      title: "Roll back demo",
+      body: "Restores the app.",
+    });
+    expect(opened).toMatchObject({
+      number: 1,
+      headSha: sha(2),
+      headRef: "rollback-demo",
+      state: "open",
+      author: "runner-bot",
+    });
+    expect(opened.url).toBe(fake.pullRequestUrl(1));
+    expect(fake.pullRequests()).toEqual([
+      expect.objectContaining({
+        number: 1,
+        headRef: "rollback-demo",
+        baseRef: "main",
+        body: "Restores the app.",
+      }),
+    ]);
+    const failure = await forgeFailure(
+      forge.pullRequests.create({ head: "nowhere", base: "main", title: "x", body: "" }),
+    );
+    expect(failure.status).toBe(422);
     fake.assertNoUnexpected();
   });
 
@@ -283,6 +345,7 @@ describe("gitlabForge", () => {
       fromFork: false,
       state: "open",
       url: fake.pullRequestUrl(7),
+      author: "contributor",
     });
     expect(requests(fake)).toEqual([
       "GET /projects/acme%2Fplatform%2Finfra/merge_requests?state=opened&per_page=100&page=1 → 200",
@@ -293,8 +356,18 @@ describe("gitlabForge", () => {
 
   it("gets a merge request by numeric project id: merge commit, squash, fast-forward, forks", async () => {
     const fake = await fakeGitLab({ projectId: 77 });
-    fake.addPullRequest({ number: 1, headSha: sha(1), headRef: "feature", baseRef: "release" });
-    fake.setPullRequestState(1, "merged", { mergeCommitSha: sha(101), squashCommitSha: sha(201) });
+    fake.addPullRequest({
+      number: 1,
+      headSha: sha(1),
+      headRef: "feature",
+      baseRef: "release",
+      author: "ana",
+    });
+    fake.setPullRequestState(1, "merged", {
+      mergeCommitSha: sha(101),
+      squashCommitSha: sha(201),
+      mergedBy: "bo",
+    });
     fake.addPullRequest({ number: 2, headSha: sha(2) });
     fake.setPullRequestState(2, "merged", { squashCommitSha: sha(202) });
     fake.addPullRequest({ number: 3, headSha: sha(3) });
@@ -314,6 +387,8 @@ describe("gitlabForge", () => {
       state: "merged",
       mergeCommitSha: sha(101),
       url: fake.pullRequestUrl(1),
+      author: "ana",
+      mergedBy: "bo",
     });
     expect(await forge.pullRequests.get(2)).toMatchObject({ state: "merged", mergeCommitSha: sha(202) });
     // Fast-forward: no new commit, the head itself is on the target branch.
@@ -322,6 +397,53 @@ describe("gitlabForge", () => {
     expect(await forge.pullRequests.get(4)).not.toHaveProperty("mergeCommitSha");
     expect(await forge.pullRequests.get(5)).toMatchObject({ state: "open", fromFork: false });
     expect(fake.calls.map((call) => call.path)).toContain("/projects/77/merge_requests/1");
+    fake.assertNoUnexpected();
+  });
+
+  it("names the approvers GitLab reports", async () => {
+    const fake = await fakeGitLab();
+    fake.addPullRequest({ number: 5, headSha: sha(5) });
+    fake.addApproval(5, "ana");
+    fake.addApproval(5, "cy");
+    const forge = gitlabForge({ project: "acme/platform/infra", token: TOKEN, baseUrl: fake.url });
+
+    expect(await forge.pullRequests.approvers(5)).toEqual(["ana", "cy"]);
+    expect(requests(fake)).toEqual([
+      "GET /projects/acme%2Fplatform%2Finfra/merge_requests/5/approvals → 200",
+    ]);
+    fake.assertNoUnexpected();
+  });
+
+  it("opens a merge request of a pushed branch, and reports one of a missing branch", async () => {
+    const branches: Record<string, string> = { main: sha(1), "rollback-demo": sha(2) };
+    const fake = await fakeGitLab({ username: "runner-bot", branchSha: (branch) => branches[branch] });
+    const forge = gitlabForge({ project: "acme/platform/infra", token: TOKEN, baseUrl: fake.url });
+
+    const opened = await forge.pullRequests.create({
+      head: "rollback-demo",
+      base: "main",
+      title: "Roll back demo",
+      body: "Restores the app.",
+    });
+    expect(opened).toMatchObject({
+      number: 1,
+      headSha: sha(2),
+      headRef: "rollback-demo",
+      state: "open",
+      author: "runner-bot",
+    });
+    expect(fake.pullRequests()).toEqual([
+      expect.objectContaining({
+        number: 1,
+        headRef: "rollback-demo",
+        baseRef: "main",
+        body: "Restores the app.",
+      }),
+    ]);
+    const failure = await forgeFailure(
+      forge.pullRequests.create({ head: "nowhere", base: "main", title: "x", body: "" }),
+    );
+    expect(failure.status).toBe(400);
     fake.assertNoUnexpected();
   });
 

@@ -416,7 +416,7 @@ describe.each(engines)("the store on $name", (engine) => {
       trigger: "poll",
       origin: {},
       summary,
-      resources: [{ address: "terraform_data.a", actions: ["create"] }],
+      resources: [{ address: "terraform_data.a", actions: ["create" as const] }],
       ...fields,
     });
 

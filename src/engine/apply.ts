@@ -3,6 +3,7 @@ import { runInDependencyOrder } from "../domain/graph.ts";
 import { RunnerError } from "../errors.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
 import { decideAffected } from "./affected.ts";
+import { recordAudit } from "./audit.ts";
 import { withSynthesizedCommit } from "./commit.ts";
 import { type EngineContext, stackKey, stackLockKey } from "./context.ts";
 import { withStackLock } from "./lock.ts";
@@ -84,6 +85,13 @@ async function applyOne(
           ...(options.approval ? { approval: options.approval } : {}),
         });
         const shown = { summary: planned.summary, resources: planned.resources, planText: planned.text };
+        const audited = {
+          stack: stack.name,
+          kind: "apply" as const,
+          commit: app.commit,
+          summary: planned.summary,
+          resources: planned.resources,
+        };
         switch (decision.kind) {
           case "block":
             await discardPlan(planned);
@@ -93,7 +101,12 @@ async function applyOne(
               outcome: { status: "blocked", result: "blocked", ...recorded },
             };
           case "apply":
-            await applyPlanned(context, scope, stack.name, planned, app.commit);
+            try {
+              await applyPlanned(context, scope, stack.name, planned, app.commit);
+            } catch (error) {
+              await recordAudit(context, scope, { ...audited, result: "failed", error });
+              throw error;
+            }
             break;
           case "accept-unchanged":
             await acceptUnchanged(context, scope, stack.name, planned, app.commit);
@@ -101,6 +114,7 @@ async function applyOne(
         }
         await context.store.recordApplied(key, app.commit, stack.hash);
         const status = decision.kind === "apply" ? "applied" : "no-changes";
+        await recordAudit(context, scope, { ...audited, result: status });
         return {
           report: { status, ...shown },
           outcome: { status: "succeeded", result: status, ...recorded },

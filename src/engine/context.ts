@@ -5,8 +5,10 @@ import type { Sandbox } from "../process/sandbox.ts";
 import type {
   AppKey,
   ApplyStatus,
+  AuditEntry,
   DriftStatus,
   NewRun,
+  RunOrigin,
   RunOutcome,
   Snapshot,
   StackKey,
@@ -35,6 +37,13 @@ export interface EngineRecords {
     key: StackKey,
     outcome: { status: DriftStatus; fingerprint?: string } | { status: "failed" },
   ): Promise<void>;
+
+  /** The audit trail: one entry per run that applied (or tried to) or accepted a commit. */
+  recordAudit(entry: Omit<AuditEntry, "at">): Promise<void>;
+  lastSuccessfulApply(
+    key: StackKey,
+    match: { readonly commit: string } | { readonly promotionHash: string },
+  ): Promise<AuditEntry | undefined>;
 
   getSnapshot(app: AppKey, commit: string): Promise<Snapshot | undefined>;
   saveSnapshot(snapshot: Omit<Snapshot, "synthesizedAt">): Promise<void>;
@@ -112,6 +121,8 @@ export interface EngineContext {
   /** Dependencies installed ahead of time (an image's), consulted before npm runs. */
   readonly dependencySeedDir?: string;
   readonly trigger: string;
+  /** Who and what asked, beyond the trigger word: recorded with each run and in the audit trail. */
+  readonly origin?: RunOrigin;
   readonly logger: Logger;
   readonly newRunId: () => string;
   readonly signal?: AbortSignal;

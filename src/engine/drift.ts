@@ -7,6 +7,7 @@ import { isRunnerError, RunnerError } from "../errors.ts";
 import { parsePolicy, type StackPolicy } from "../policy/policy.ts";
 import type { Snapshot, StackRecord } from "../store/records.ts";
 import { type DriftedResource, driftedResources, isDrifted } from "../terraform/drift.ts";
+import { recordAudit } from "./audit.ts";
 import { checkStackNames, commitSnapshot, resolveCommit } from "./commit.ts";
 import { appKey, type EngineContext, stackKey, stackLockKey, workRoot } from "./context.ts";
 import { withStackLock } from "./lock.ts";
@@ -179,9 +180,22 @@ async function checkStack(
       case "correct":
         // A correction takes the stack's lock like an apply. The plan was made without it:
         // if anything was applied meanwhile, the engine refuses the saved plan as stale.
-        await withStackLock(context, stackLockKey(context, name), scope.id, () =>
-          applyPlanned(context, scope, name, planned, commit),
-        );
+        {
+          const audited = {
+            stack: name,
+            kind: "drift" as const,
+            commit,
+            summary: planned.summary,
+            resources: planned.resources,
+          };
+          await withStackLock(context, stackLockKey(context, name), scope.id, () =>
+            applyPlanned(context, scope, name, planned, commit).catch(async (error: unknown) => {
+              await recordAudit(context, scope, { ...audited, result: "failed", error });
+              throw error;
+            }),
+          );
+          await recordAudit(context, scope, { ...audited, result: "corrected" });
+        }
         await context.store.recordDrift(key, { status: "corrected" });
         return {
           report: { status: "corrected", summary: planned.summary, resources, driftEvent: "corrected" },

@@ -102,6 +102,7 @@ export async function recordedRun(
     stack,
     commit,
     trigger: context.trigger,
+    ...(context.origin ? { origin: context.origin } : {}),
     host: hostname(),
     ...(context.eventId ? { eventId: context.eventId } : {}),
   });

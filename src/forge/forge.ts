@@ -12,11 +12,23 @@ export interface PullRequest {
   readonly state: "open" | "closed" | "merged";
   readonly mergeCommitSha?: string;
   readonly url: string;
+  /** Who opened it, and who merged it (a merged one fetched alone), as the forge names them. */
+  readonly author?: string;
+  readonly mergedBy?: string;
 }
 
 export interface PullRequests {
   listOpen(): Promise<PullRequest[]>;
   get(number: number): Promise<PullRequest>;
+  /** Who approved it, as the forge reports it now (for the audit trail). */
+  approvers(number: number): Promise<string[]>;
+  /** Opens a pull request of `head` into `base` (a rollback's branch). */
+  create(request: {
+    readonly head: string;
+    readonly base: string;
+    readonly title: string;
+    readonly body: string;
+  }): Promise<PullRequest>;
 }
 
 export interface Comment {

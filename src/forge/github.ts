@@ -24,7 +24,10 @@ const PER_PAGE = 100;
 
 // Only the fields used; GitHub sends many more.
 const repositorySchema = z.object({ full_name: z.string() });
+const userSchema = z.object({ login: z.string() });
 const pullRequestSchema = z.object({
+  user: userSchema.nullish(),
+  merged_by: userSchema.nullish(),
   number: z.number().int().positive(),
   state: z.enum(["open", "closed"]),
   html_url: z.string(),
@@ -34,6 +37,7 @@ const pullRequestSchema = z.object({
   base: z.object({ ref: z.string(), repo: repositorySchema }),
 });
 const commentSchema = z.object({ id: z.number().int().positive(), body: z.string().nullish() });
+const reviewSchema = z.object({ user: userSchema.nullable(), state: z.string() });
 
 type GitHubPullRequest = z.infer<typeof pullRequestSchema>;
 
@@ -80,6 +84,38 @@ export function githubForge(options: GitHubForgeOptions): Forge {
           `get pull request #${number} of ${where}`,
           pullRequestSchema,
           async () => (await octokit.rest.pulls.get({ owner, repo, pull_number: number })).data,
+        );
+        return toPullRequest(pull);
+      },
+      async approvers(number) {
+        const reviews = await call(
+          `list reviews of pull request #${number} of ${where}`,
+          z.array(reviewSchema),
+          () =>
+            octokit.paginate(octokit.rest.pulls.listReviews, {
+              owner,
+              repo,
+              pull_number: number,
+              per_page: PER_PAGE,
+            }),
+        );
+        return approvedBy(reviews);
+      },
+      async create(request) {
+        const pull = await call(
+          `open a pull request of ${request.head} into ${request.base} of ${where}`,
+          pullRequestSchema,
+          async () =>
+            (
+              await octokit.rest.pulls.create({
+                owner,
+                repo,
+                head: request.head,
+                base: request.base,
+                title: request.title,
+                body: request.body,
+              })
+            ).data,
         );
         return toPullRequest(pull);
       },
@@ -153,7 +189,23 @@ function toPullRequest(pull: GitHubPullRequest): PullRequest {
     // On an open pull request merge_commit_sha is GitHub's test merge, not a commit on the base.
     ...(merged && pull.merge_commit_sha ? { mergeCommitSha: pull.merge_commit_sha } : {}),
     url: pull.html_url,
+    ...(pull.user ? { author: pull.user.login } : {}),
+    ...(pull.merged_by ? { mergedBy: pull.merged_by.login } : {}),
   };
+}
+
+/**
+ * Reviewers whose latest deciding review approves: a later request for
+ * changes or a dismissal withdraws an approval; comments decide nothing.
+ */
+function approvedBy(reviews: readonly z.infer<typeof reviewSchema>[]): string[] {
+  const latest = new Map<string, string>();
+  for (const review of reviews) {
+    if (review.user && ["APPROVED", "CHANGES_REQUESTED", "DISMISSED"].includes(review.state)) {
+      latest.set(review.user.login, review.state);
+    }
+  }
+  return [...latest].filter(([, state]) => state === "APPROVED").map(([login]) => login);
 }
 
 function toComment(comment: z.infer<typeof commentSchema>): Comment {

@@ -29,7 +29,11 @@ const GITLAB_STATE: Readonly<Record<CommitState, string>> = {
 };
 
 // Only the fields used; GitLab sends many more.
+const userSchema = z.object({ username: z.string() });
 const mergeRequestSchema = z.object({
+  author: userSchema.nullish(),
+  merged_by: userSchema.nullish(),
+  merge_user: userSchema.nullish(),
   iid: z.number().int().positive(),
   sha: z.string(),
   source_branch: z.string(),
@@ -43,6 +47,7 @@ const mergeRequestSchema = z.object({
 });
 const noteSchema = z.object({ id: z.number().int().positive(), body: z.string(), system: z.boolean() });
 const commitStatusSchema = z.object({ name: z.string(), status: z.string() });
+const approvalsSchema = z.object({ approved_by: z.array(z.object({ user: userSchema })) });
 
 type MergeRequest = z.infer<typeof mergeRequestSchema>;
 
@@ -178,6 +183,34 @@ export function gitlabForge(options: GitLabForgeOptions): Forge {
         );
         return toPullRequest(mergeRequest);
       },
+      async approvers(number) {
+        const approvals = await json(
+          {
+            method: "GET",
+            path: `${mergeRequestPath(number)}/approvals`,
+            action: `read approvals of merge request !${number} of ${project}`,
+          },
+          approvalsSchema,
+        );
+        return approvals.approved_by.map((approval) => approval.user.username);
+      },
+      async create(request) {
+        const mergeRequest = await json(
+          {
+            method: "POST",
+            path: `${projectPath}/merge_requests`,
+            action: `open a merge request of ${request.head} into ${request.base} of ${project}`,
+            body: {
+              source_branch: request.head,
+              target_branch: request.base,
+              title: request.title,
+              description: request.body,
+            },
+          },
+          mergeRequestSchema,
+        );
+        return toPullRequest(mergeRequest);
+      },
     },
     comments: {
       async findByMarker(pullRequest, marker) {
@@ -253,6 +286,8 @@ export function gitlabForge(options: GitLabForgeOptions): Forge {
 
 function toPullRequest(mergeRequest: MergeRequest): PullRequest {
   const merged = mergeRequest.state === "merged";
+  // merged_by is deprecated in favour of merge_user; older instances send only merged_by.
+  const merger = mergeRequest.merge_user ?? mergeRequest.merged_by;
   return {
     number: mergeRequest.iid,
     headSha: mergeRequest.sha,
@@ -268,6 +303,8 @@ function toPullRequest(mergeRequest: MergeRequest): PullRequest {
         }
       : {}),
     url: mergeRequest.web_url,
+    ...(mergeRequest.author ? { author: mergeRequest.author.username } : {}),
+    ...(merger ? { mergedBy: merger.username } : {}),
   };
 }
 

@@ -18,6 +18,8 @@ export interface Repository {
   mergeBase(a: string, b: string): Promise<string | undefined>;
   /** Whether `ancestor` is `descendant` or one of its ancestors. */
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
+  /** The commit's author as git records it: "Name <email>". */
+  commitAuthor(commit: string): Promise<string>;
   /** Checks a commit out into `dir`; returns a function that removes it. */
   checkout(commit: string, dir: string): Promise<() => Promise<void>>;
   /** Forgets checkouts whose folders are gone (a process that died left them registered). */
@@ -105,6 +107,10 @@ export class GitRepository implements Repository {
     // does not report without stderr; the merge base of an ancestor is itself.
     const [a, base] = await Promise.all([this.resolve(ancestor), this.mergeBase(ancestor, descendant)]);
     return base === a;
+  }
+
+  async commitAuthor(commit: string): Promise<string> {
+    return (await this.#raw(["log", "-1", "--format=%an <%ae>", commit, "--"])).trim();
   }
 
   async checkout(commit: string, dir: string): Promise<() => Promise<void>> {

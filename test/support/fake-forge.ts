@@ -35,6 +35,10 @@ export interface FakeForge {
   setPullRequestState(number: number, state: "open" | "closed" | "merged", merge?: FakeMerge): void;
   /** A push to the pull request's branch. */
   setHeadSha(number: number, sha: string): void;
+  /** An approval of the pull request by `user` (a review on GitHub, an approval on GitLab). */
+  addApproval(number: number, user: string): void;
+  /** Every pull request, including those opened through the API. */
+  pullRequests(): FakePullRequestView[];
   /** A comment someone else wrote. */
   addComment(number: number, body: string, author?: string): FakeComment;
   /** The pull request's comments now, oldest first. */
@@ -63,10 +67,25 @@ export interface FakePullRequestInput {
    */
   readonly headRepository?: string | null;
   readonly title?: string;
+  /** Who opened it; defaults to "contributor". */
+  readonly author?: string;
+}
+
+export interface FakePullRequestView {
+  readonly number: number;
+  readonly headRef: string;
+  readonly headSha: string;
+  readonly baseRef: string;
+  readonly title: string;
+  readonly body: string;
+  readonly author: string;
+  readonly state: string;
 }
 
 export interface FakeMerge {
   readonly mergeCommitSha?: string;
+  /** Who merged it; defaults to "maintainer". */
+  readonly mergedBy?: string;
 }
 
 export interface FakeComment {

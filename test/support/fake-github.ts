@@ -30,9 +30,14 @@ export interface FakeGitHubOptions {
   readonly enterprise?: boolean;
   /** The login the token belongs to: the author of the comments it creates. */
   readonly login?: string;
+  /** The commit a branch of the repository points at; undefined: no such branch (opening a pull request from it fails). */
+  readonly branchSha?: (branch: string) => string | undefined;
 }
 
-export type FakeGitHub = FakeForge;
+export interface FakeGitHub extends FakeForge {
+  /** A review: APPROVED, CHANGES_REQUESTED, COMMENTED or DISMISSED. */
+  addReview(number: number, user: string, state: string): void;
+}
 
 const DOCS = "https://docs.github.com/rest";
 const COMMENT_LIMIT = 65_536;
@@ -41,6 +46,9 @@ const DESCRIPTION_LIMIT = 140;
 interface PullRequestRecord {
   number: number;
   title: string;
+  body: string;
+  author: string;
+  mergedBy: string | null;
   headSha: string;
   headRef: string;
   baseRef: string;
@@ -60,6 +68,14 @@ interface CommentRecord {
   updatedAt: string;
 }
 
+interface ReviewRecord {
+  readonly id: number;
+  readonly pull: number;
+  readonly user: string;
+  readonly state: string;
+  readonly submittedAt: string;
+}
+
 interface StatusRecord extends FakeStatus {
   readonly id: number;
   readonly sha: string;
@@ -67,6 +83,16 @@ interface StatusRecord extends FakeStatus {
 }
 
 const bodySchema = z.strictObject({ body: z.string().max(COMMENT_LIMIT) });
+const createPullSchema = z.strictObject({
+  title: z.string().min(1),
+  head: z.string().min(1),
+  base: z.string().min(1),
+  body: z.string().max(COMMENT_LIMIT).optional(),
+  head_repo: z.string().optional(),
+  maintainer_can_modify: z.boolean().optional(),
+  draft: z.boolean().optional(),
+  issue: z.number().int().optional(),
+});
 const statusSchema = z.strictObject({
   state: z.enum(["error", "failure", "pending", "success"]),
   target_url: z.string().nullish(),
@@ -87,6 +113,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
   const prefix = options.enterprise ? "/api/v3" : "";
   const pullRequests = new Map<number, PullRequestRecord>();
   const comments: CommentRecord[] = [];
+  const reviews: ReviewRecord[] = [];
   const statuses: StatusRecord[] = [];
   let nextId = 1_000_001;
   let clock = Date.parse("2030-01-01T00:00:00Z");
@@ -112,6 +139,10 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
         return listPullRequests(request);
       case "GET pulls/:n":
         return getPullRequest(request, Number(rest[0]));
+      case "POST pulls/":
+        return createPullRequest(request);
+      case "GET pulls/:n/reviews":
+        return listReviews(request, Number(rest[0]));
       case "GET issues/:n/comments":
         return listComments(request, Number(rest[0]));
       case "POST issues/:n/comments":
@@ -170,7 +201,100 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
     allowQuery(request, [], invalid());
     const pull = pullRequests.get(number);
     if (!pull) return { status: 404, body: notFound() };
-    return { status: 200, body: { ...pullRequestJson(pull), merged: pull.mergedAt !== null } };
+    return {
+      status: 200,
+      body: {
+        ...pullRequestJson(pull),
+        merged: pull.mergedAt !== null,
+        merged_by: pull.mergedBy === null ? null : userJson(pull.mergedBy),
+      },
+    };
+  }
+
+  function createPullRequest(request: FakeRequest): FakeResponse {
+    allowQuery(request, [], invalid());
+    const body = parseRequestBody(request, createPullSchema, 422, validationFailed);
+    const headSha = options.branchSha?.(body.head);
+    if (headSha === undefined || options.branchSha?.(body.base) === undefined) {
+      const field = headSha === undefined ? "head" : "base";
+      return {
+        status: 422,
+        body: {
+          message: "Validation Failed",
+          errors: [{ resource: "PullRequest", field, code: "invalid" }],
+          documentation_url: DOCS,
+        },
+      };
+    }
+    const open = [...pullRequests.values()].find(
+      (pull) => pull.headRef === body.head && pull.state === "open",
+    );
+    if (open) {
+      return {
+        status: 422,
+        body: {
+          message: "Validation Failed",
+          errors: [
+            {
+              resource: "PullRequest",
+              code: "custom",
+              message: `A pull request already exists for ${owner}:${body.head}.`,
+            },
+          ],
+          documentation_url: DOCS,
+        },
+      };
+    }
+    const number = Math.max(0, ...pullRequests.keys()) + 1;
+    const pull = newPullRequest({
+      number,
+      headSha,
+      headRef: body.head,
+      baseRef: body.base,
+      title: body.title,
+      author: login,
+    });
+    pull.body = body.body ?? "";
+    pullRequests.set(number, pull);
+    return { status: 201, body: { ...pullRequestJson(pull), merged: false, merged_by: null } };
+  }
+
+  function listReviews(request: FakeRequest, number: number): FakeResponse {
+    allowQuery(request, ["per_page", "page"], invalid());
+    if (!pullRequests.has(number)) return { status: 404, body: notFound() };
+    const items = reviews
+      .filter((review) => review.pull === number)
+      .map((review) => ({
+        id: review.id,
+        node_id: `PRR_${review.id}`,
+        user: userJson(review.user),
+        body: "",
+        state: review.state,
+        html_url: `${webRoot}/${fullName}/pull/${number}#pullrequestreview-${review.id}`,
+        pull_request_url: `${apiRoot}/repos/${fullName}/pulls/${number}`,
+        submitted_at: review.submittedAt,
+        commit_id: pullRequest(number).headSha,
+        author_association: "MEMBER",
+      }));
+    return paged(request, items);
+  }
+
+  function newPullRequest(input: FakePullRequestInput): PullRequestRecord {
+    return {
+      number: input.number,
+      title: input.title ?? `Change ${input.number}`,
+      body: "",
+      author: input.author ?? "contributor",
+      mergedBy: null,
+      headSha: input.headSha,
+      headRef: input.headRef ?? `change-${input.number}`,
+      baseRef: input.baseRef ?? "main",
+      headRepository: input.headRepository === undefined ? fullName : input.headRepository,
+      state: "open",
+      mergedAt: null,
+      mergeCommitSha: null,
+      createdAt: now(),
+    };
   }
 
   function listComments(request: FakeRequest, issue: number): FakeResponse {
@@ -263,8 +387,8 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
       state: pull.state,
       locked: false,
       title: pull.title,
-      user: userJson("contributor"),
-      body: null,
+      user: userJson(pull.author),
+      body: pull.body === "" ? null : pull.body,
       created_at: pull.createdAt,
       updated_at: pull.createdAt,
       closed_at: pull.state === "closed" ? (pull.mergedAt ?? pull.createdAt) : null,
@@ -331,18 +455,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
     addPullRequest(input: FakePullRequestInput) {
       if (pullRequests.has(input.number))
         throw new Error(`fake GitHub: pull request #${input.number} exists`);
-      pullRequests.set(input.number, {
-        number: input.number,
-        title: input.title ?? `Change ${input.number}`,
-        headSha: input.headSha,
-        headRef: input.headRef ?? `change-${input.number}`,
-        baseRef: input.baseRef ?? "main",
-        headRepository: input.headRepository === undefined ? fullName : input.headRepository,
-        state: "open",
-        mergedAt: null,
-        mergeCommitSha: null,
-        createdAt: now(),
-      });
+      pullRequests.set(input.number, newPullRequest(input));
     },
     setPullRequestState(number: number, state: "open" | "closed" | "merged", merge?: FakeMerge) {
       const pull = pullRequest(number);
@@ -352,6 +465,27 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
       pull.state = state === "open" ? "open" : "closed";
       pull.mergedAt = state === "merged" ? now() : null;
       pull.mergeCommitSha = state === "merged" ? (merge?.mergeCommitSha ?? null) : null;
+      pull.mergedBy = state === "merged" ? (merge?.mergedBy ?? "maintainer") : null;
+    },
+    addReview(number: number, user: string, state: string) {
+      pullRequest(number);
+      reviews.push({ id: nextId++, pull: number, user, state, submittedAt: now() });
+    },
+    addApproval(number: number, user: string) {
+      pullRequest(number);
+      reviews.push({ id: nextId++, pull: number, user, state: "APPROVED", submittedAt: now() });
+    },
+    pullRequests() {
+      return [...pullRequests.values()].map((pull) => ({
+        number: pull.number,
+        headRef: pull.headRef,
+        headSha: pull.headSha,
+        baseRef: pull.baseRef,
+        title: pull.title,
+        body: pull.body,
+        author: pull.author,
+        state: pull.mergedAt === null ? pull.state : "merged",
+      }));
     },
     setHeadSha(number: number, sha: string) {
       pullRequest(number).headSha = sha;

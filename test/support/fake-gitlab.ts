@@ -30,6 +30,8 @@ export interface FakeGitLabOptions {
   readonly relativeUrlRoot?: string;
   /** The user the token belongs to: the author of the notes it creates. */
   readonly username?: string;
+  /** The commit a branch of the project points at; undefined: no such branch. */
+  readonly branchSha?: (branch: string) => string | undefined;
 }
 
 export interface FakeGitLabMerge extends FakeMerge {
@@ -57,6 +59,10 @@ const NOTE_LIMIT = 1_000_000;
 interface MergeRequestRecord {
   iid: number;
   title: string;
+  description: string;
+  author: string;
+  mergedBy: string | null;
+  approvers: string[];
   sha: string;
   sourceBranch: string;
   targetBranch: string;
@@ -90,6 +96,17 @@ interface StatusRecord {
 }
 
 const noteBodySchema = z.strictObject({ body: z.string().min(1).max(NOTE_LIMIT) });
+const createMergeRequestSchema = z.strictObject({
+  source_branch: z.string().min(1),
+  target_branch: z.string().min(1),
+  title: z.string().min(1),
+  description: z.string().max(NOTE_LIMIT).optional(),
+  assignee_id: z.number().int().optional(),
+  labels: z.string().optional(),
+  remove_source_branch: z.boolean().optional(),
+  squash: z.boolean().optional(),
+  target_project_id: z.number().int().optional(),
+});
 const statusBodySchema = z.strictObject({
   state: z.enum(["pending", "running", "success", "failed", "canceled", "skipped"]),
   ref: z.string().max(255).optional(),
@@ -147,6 +164,13 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
         return listMergeRequests(request);
       case "GET merge_requests/:n":
         return withMergeRequest(iid, (found) => ({ status: 200, body: mergeRequestJson(found) }));
+      case "POST merge_requests":
+        return createMergeRequest(request);
+      case "GET merge_requests/:n/approvals":
+        return withMergeRequest(iid, (found) => {
+          allowQuery(request, [], badRequest("invalid parameter"));
+          return { status: 200, body: approvalsJson(found) };
+        });
       case "GET merge_requests/:n/notes":
         return withMergeRequest(iid, () => listNotes(request, iid));
       case "POST merge_requests/:n/notes":
@@ -181,6 +205,79 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
       .filter((mergeRequest) => state === "all" || mergeRequest.state === state)
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
     return paged(request, matching.map(mergeRequestJson));
+  }
+
+  function createMergeRequest(request: FakeRequest): FakeResponse {
+    allowQuery(request, [], badRequest("invalid parameter"));
+    const body = parseRequestBody(request, createMergeRequestSchema, 400, (reason) => badRequest(reason));
+    const sha = options.branchSha?.(body.source_branch);
+    if (sha === undefined || options.branchSha?.(body.target_branch) === undefined) {
+      return { status: 400, body: { message: { source_branch: ["Invalid source or target branch"] } } };
+    }
+    const open = [...mergeRequests.values()].find(
+      (candidate) =>
+        candidate.sourceBranch === body.source_branch &&
+        candidate.targetBranch === body.target_branch &&
+        candidate.state === "opened",
+    );
+    if (open) {
+      return {
+        status: 409,
+        body: {
+          message: [`Another open merge request already exists for this source branch: !${open.iid}`],
+        },
+      };
+    }
+    const iid = Math.max(0, ...mergeRequests.keys()) + 1;
+    const created = newMergeRequest({
+      number: iid,
+      headSha: sha,
+      headRef: body.source_branch,
+      baseRef: body.target_branch,
+      title: body.title,
+      author: username,
+    });
+    created.description = body.description ?? "";
+    mergeRequests.set(iid, created);
+    return { status: 201, body: mergeRequestJson(created) };
+  }
+
+  function newMergeRequest(input: FakePullRequestInput): MergeRequestRecord {
+    return {
+      iid: input.number,
+      title: input.title ?? `Change ${input.number}`,
+      description: "",
+      author: input.author ?? "contributor",
+      mergedBy: null,
+      approvers: [],
+      sha: input.headSha,
+      sourceBranch: input.headRef ?? `change-${input.number}`,
+      targetBranch: input.baseRef ?? "main",
+      sourceProjectId: projectIdOf(input.headRepository === undefined ? project : input.headRepository),
+      state: "opened",
+      mergeCommitSha: null,
+      squashCommitSha: null,
+      createdAt: now(),
+      mergedAt: null,
+    };
+  }
+
+  function approvalsJson(mergeRequest: MergeRequestRecord): Record<string, unknown> {
+    return {
+      id: 70_000 + mergeRequest.iid,
+      iid: mergeRequest.iid,
+      project_id: projectId,
+      title: mergeRequest.title,
+      description: mergeRequest.description,
+      state: mergeRequest.state,
+      created_at: mergeRequest.createdAt,
+      updated_at: mergeRequest.createdAt,
+      merge_status: "can_be_merged",
+      approved: mergeRequest.approvers.length > 0,
+      approvals_required: 0,
+      approvals_left: 0,
+      approved_by: mergeRequest.approvers.map((user) => ({ user: userJson(user) })),
+    };
   }
 
   function listNotes(request: FakeRequest, iid: number): FakeResponse {
@@ -329,7 +426,7 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
       iid: mergeRequest.iid,
       project_id: projectId,
       title: mergeRequest.title,
-      description: "",
+      description: mergeRequest.description,
       state: mergeRequest.state,
       created_at: mergeRequest.createdAt,
       updated_at: mergeRequest.createdAt,
@@ -339,7 +436,9 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
       source_branch: mergeRequest.sourceBranch,
       source_project_id: mergeRequest.sourceProjectId,
       target_project_id: projectId,
-      author: userJson("contributor"),
+      author: userJson(mergeRequest.author),
+      merged_by: mergeRequest.mergedBy === null ? null : userJson(mergeRequest.mergedBy),
+      merge_user: mergeRequest.mergedBy === null ? null : userJson(mergeRequest.mergedBy),
       draft: false,
       work_in_progress: false,
       merge_status: "can_be_merged",
@@ -404,19 +503,7 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
     addPullRequest(input: FakePullRequestInput) {
       if (mergeRequests.has(input.number))
         throw new Error(`fake GitLab: merge request !${input.number} exists`);
-      mergeRequests.set(input.number, {
-        iid: input.number,
-        title: input.title ?? `Change ${input.number}`,
-        sha: input.headSha,
-        sourceBranch: input.headRef ?? `change-${input.number}`,
-        targetBranch: input.baseRef ?? "main",
-        sourceProjectId: projectIdOf(input.headRepository === undefined ? project : input.headRepository),
-        state: "opened",
-        mergeCommitSha: null,
-        squashCommitSha: null,
-        createdAt: now(),
-        mergedAt: null,
-      });
+      mergeRequests.set(input.number, newMergeRequest(input));
     },
     setPullRequestState(number, state, merge?: FakeGitLabMerge) {
       const found = mergeRequest(number);
@@ -424,6 +511,22 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
       found.mergedAt = state === "merged" ? now() : null;
       found.mergeCommitSha = state === "merged" ? (merge?.mergeCommitSha ?? null) : null;
       found.squashCommitSha = state === "merged" ? (merge?.squashCommitSha ?? null) : null;
+      found.mergedBy = state === "merged" ? (merge?.mergedBy ?? "maintainer") : null;
+    },
+    addApproval(number, user) {
+      mergeRequest(number).approvers.push(user);
+    },
+    pullRequests() {
+      return [...mergeRequests.values()].map((found) => ({
+        number: found.iid,
+        headRef: found.sourceBranch,
+        headSha: found.sha,
+        baseRef: found.targetBranch,
+        title: found.title,
+        body: found.description,
+        author: found.author,
+        state: found.state,
+      }));
     },
     setHeadSha(number, sha) {
       mergeRequest(number).sha = sha;
