@@ -16,6 +16,7 @@ import { claimDataDir, outputDir, removeLeftovers } from "./state/data-dir.ts";
 import { LocalStateBackend, repoId } from "./state/local-state.ts";
 import { PgStateBackend } from "./state/pg-state.ts";
 import { openStore } from "./store/open.ts";
+import type { AppKey, RunOrigin } from "./store/records.ts";
 import type { SqlStore } from "./store/sql-store.ts";
 import { synthEnvironment } from "./synth/synthesize.ts";
 import { TerraformCli } from "./terraform/cli.ts";
@@ -34,6 +35,8 @@ export interface EngineRequest {
   readonly dataDir: string;
   readonly appDir: string;
   readonly trigger: string;
+  /** Who asked, for the records (the command line's user). */
+  readonly origin?: RunOrigin;
   /** What holds the data directory, for the message a second process gets: "serve", "cli plan". */
   readonly purpose: string;
   /** The runner's configuration file, hidden from synthesis. */
@@ -242,6 +245,7 @@ export async function openRunner(
       lockWaitMs: config.lockWaitSeconds * 1000,
       ...(env.GITOPS_RUNNER_DEPENDENCY_SEED ? { dependencySeedDir: env.GITOPS_RUNNER_DEPENDENCY_SEED } : {}),
       trigger: request.trigger,
+      ...(request.origin ? { origin: request.origin } : {}),
       logger,
       newRunId: randomUUID,
     };
@@ -256,6 +260,33 @@ export async function openRunner(
     };
   } catch (error) {
     await store?.close();
+    claim.release();
+    throw error;
+  }
+}
+
+/**
+ * Only the records of one app, for commands that read them (the audit trail):
+ * the data directory claimed and the store opened, no repository fetched.
+ */
+export async function openRecords(
+  request: Pick<EngineRequest, "repo" | "dataDir" | "appDir" | "purpose">,
+  config: RunnerConfig,
+  env: Environment,
+): Promise<{ readonly store: SqlStore; readonly app: AppKey; close(): Promise<void> }> {
+  const address = isLocalPath(request.repo) ? path.resolve(request.repo) : request.repo;
+  const claim = await claimDataDir(request.dataDir, request.purpose);
+  try {
+    const store = await openStore(config, env, request.dataDir);
+    return {
+      store,
+      app: { repoId: repoId(address), appDir: normalizeAppDir(request.appDir) },
+      close: async () => {
+        await store.close();
+        claim.release();
+      },
+    };
+  } catch (error) {
     claim.release();
     throw error;
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { AuditEntry } from "../src/store/records.ts";
 import { BLOCKED_RUN, FINISHED_RUN, READ, startHttp, WRITE } from "./support/http-app.ts";
 
 describe("health, readiness and metrics", () => {
@@ -38,7 +39,7 @@ describe("triggers, approval and locks", () => {
 
     expect(response.statusCode).toBe(202);
     expect(response.json()).toEqual({ eventId: "event-1", duplicate: false });
-    expect(service.callsOf("trigger")).toEqual([[{ kind: "plan", stack: "network" }]]);
+    expect(service.callsOf("trigger")).toEqual([[{ kind: "plan", stack: "network", tokenName: "writer" }]]);
   });
 
   it("queues a drift check of every stack", async () => {
@@ -52,7 +53,7 @@ describe("triggers, approval and locks", () => {
     });
 
     expect(response.statusCode).toBe(202);
-    expect(service.callsOf("trigger")).toEqual([[{ kind: "drift" }]]);
+    expect(service.callsOf("trigger")).toEqual([[{ kind: "drift", tokenName: "writer" }]]);
   });
 
   it("answers 404 STACK_UNKNOWN for a stack the app does not have", async () => {
@@ -113,7 +114,7 @@ describe("triggers, approval and locks", () => {
     });
 
     expect(approved.statusCode).toBe(202);
-    expect(service.callsOf("approve")[0]).toEqual([BLOCKED_RUN.id]);
+    expect(service.callsOf("approve")[0]).toEqual([BLOCKED_RUN.id, "writer"]);
     expect(notBlocked.statusCode).toBe(409);
     expect(notBlocked.json().error.code).toBe("RUN_NOT_BLOCKED");
     expect(missing.statusCode).toBe(404);
@@ -201,5 +202,75 @@ describe("runs", () => {
     expect(response.json()).toEqual({
       error: { code: "RUN_NOT_FOUND", message: "no run with id no-such-run" },
     });
+  });
+});
+
+describe("the audit trail", () => {
+  const entry: AuditEntry = {
+    runId: "run-9",
+    repoId: "demo-1a2b3c",
+    appDir: "",
+    stack: "network",
+    kind: "apply",
+    commit: "0123456789abcdef0123456789abcdef01234567",
+    result: "applied",
+    at: "2026-03-01T12:00:00.000Z",
+    trigger: "webhook:push",
+    origin: {
+      deliveryId: "d-1",
+      pullRequest: { number: 7, url: "https://forge/pr/7", author: "ana", mergedBy: "bo", approvers: ["cy"] },
+    },
+    commitAuthor: "Ana <ana@example.com>",
+    summary: { add: 1, change: 0, destroy: 0, replace: 0, import: 0 },
+    resources: [{ address: "aws_s3_bucket.logs", actions: ["create"] }],
+  };
+
+  it("lists applied changes for a read token, the bounds of a day made whole", async () => {
+    const { send, service } = await startHttp();
+    service.audit = [entry];
+
+    const response = await send({
+      method: "GET",
+      url: "/api/audit?stack=network&since=2026-03-01&until=2026-03-01&limit=5",
+      headers: READ,
+    });
+
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ entries: [entry] });
+    expect(service.callsOf("listAudit")).toEqual([
+      [
+        {
+          stack: "network",
+          since: "2026-03-01T00:00:00.000Z",
+          until: "2026-03-01T23:59:59.999Z",
+          limit: 5,
+        },
+      ],
+    ]);
+  });
+
+  it("refuses a bound that is not a date or a zoned time, naming it, and asks nothing of the service", async () => {
+    const { send, service } = await startHttp();
+
+    const response = await send({ method: "GET", url: "/api/audit?since=yesterday", headers: READ });
+    const noToken = await send({ method: "GET", url: "/api/audit" });
+
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/^since: /),
+    });
+    expect(noToken.statusCode).toBe(401);
+    expect(service.callsOf("listAudit")).toEqual([]);
+  });
+
+  it("never serves a field its response schema does not name", async () => {
+    const { send, service } = await startHttp();
+    service.audit = [{ ...entry, secret: "x" } as AuditEntry];
+
+    const response = await send({ method: "GET", url: "/api/audit", headers: READ });
+
+    expect(response.statusCode).toBe(500);
+    expect(response.body).not.toContain('"secret"');
   });
 });

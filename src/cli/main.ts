@@ -1,14 +1,24 @@
+import { userInfo } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Logger } from "pino";
-import { createLogger, defaultDataDir, type Environment, openRunner, redactorFor } from "../composition.ts";
-import { readRunnerConfig } from "../config/runner-config.ts";
+import {
+  createLogger,
+  defaultDataDir,
+  type Environment,
+  openRecords,
+  openRunner,
+  redactorFor,
+} from "../composition.ts";
+import { type RunnerConfig, readRunnerConfig } from "../config/runner-config.ts";
 import { applyCommand } from "../engine/apply.ts";
 import { driftCommand } from "../engine/drift.ts";
 import { planCommand } from "../engine/plan.ts";
 import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
 import { type SynthReport, synthCommand } from "../engine/synth.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
+import { auditBound } from "../service/audit-time.ts";
+import { renderAudit } from "./audit.ts";
 import { progressCallbacks } from "./progress.ts";
 import { renderReport, renderSynth } from "./render.ts";
 
@@ -18,10 +28,11 @@ const USAGE = `Usage:
   gitops-runner plan   --repo URL|PATH [--ref REF] [--base REF] [--stack NAME]... [--json]
   gitops-runner apply  --repo URL|PATH [--ref REF] [--stack NAME]... [--allow-destroy] [--json]
   gitops-runner drift  --repo URL|PATH [--stack NAME]... [--correct] [--json]
+  gitops-runner audit  --repo URL|PATH [--stack NAME]... [--since TIME] [--until TIME] [--json]
 common: [--data-dir DIR] [--app-dir PATH-IN-REPO] [--config FILE]
   gitops-runner migrate-store --config FILE [--data-dir DIR] [--json]   (the embedded store into PostgreSQL)`;
 
-const COMMANDS = ["synth", "plan", "apply", "drift"] as const;
+const COMMANDS = ["synth", "plan", "apply", "drift", "audit"] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
@@ -29,6 +40,7 @@ const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
   plan: ["ref", "base", "stack"],
   apply: ["ref", "stack", "allow-destroy"],
   drift: ["stack", "correct"],
+  audit: ["stack", "since", "until"],
 };
 
 export interface Output {
@@ -66,13 +78,18 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
     const config = await readRunnerConfig(values.config);
     const redact = redactorFor(config, env);
     logger = createLogger(env, { terminal, ...level, redact });
+    const where = {
+      repo: values.repo as string,
+      dataDir: values["data-dir"] ? path.resolve(values["data-dir"]) : defaultDataDir(env),
+      appDir: values["app-dir"] ?? "",
+      purpose: `cli ${command}`,
+    };
+    if (command === "audit") return await auditCommand(where, config, env, values, output);
     const engine = await openRunner(
       {
-        repo: values.repo as string,
-        dataDir: values["data-dir"] ? path.resolve(values["data-dir"]) : defaultDataDir(env),
-        appDir: values["app-dir"] ?? "",
+        ...where,
         trigger: "cli",
-        purpose: `cli ${command}`,
+        origin: { user: userInfo().username },
         ...(values.config ? { configFile: values.config } : {}),
       },
       config,
@@ -147,6 +164,8 @@ function parse(argv: readonly string[]) {
       stack: { type: "string", multiple: true },
       "allow-destroy": { type: "boolean" },
       correct: { type: "boolean" },
+      since: { type: "string" },
+      until: { type: "string" },
       json: { type: "boolean" },
       "data-dir": { type: "string" },
       "app-dir": { type: "string" },
@@ -177,6 +196,35 @@ function optional<T extends Record<string, string | undefined>>(values: T): { [K
   return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as {
     [K in keyof T]?: string;
   };
+}
+
+/** `audit`: the applied changes the records hold, newest first; reads the store and nothing else. */
+async function auditCommand(
+  where: Parameters<typeof openRecords>[0],
+  config: RunnerConfig,
+  env: Environment,
+  values: { stack?: string[]; since?: string; until?: string; json?: boolean },
+  output: Output,
+): Promise<number> {
+  const since = values.since === undefined ? undefined : auditBound(values.since, "since");
+  const until = values.until === undefined ? undefined : auditBound(values.until, "until");
+  const records = await openRecords(where, config, env);
+  try {
+    const stacks = values.stack ?? [];
+    const entries = (
+      await records.store.listAudit({
+        ...records.app,
+        ...(stacks.length === 1 ? { stack: stacks[0] } : {}),
+        ...(since ? { since } : {}),
+        ...(until ? { until } : {}),
+        limit: 10_000,
+      })
+    ).filter((entry) => stacks.length === 0 || stacks.includes(entry.stack));
+    output.stdout(values.json ? `${JSON.stringify({ entries }, null, 2)}\n` : renderAudit(entries));
+    return 0;
+  } finally {
+    await records.close();
+  }
 }
 
 async function serveCommand(argv: readonly string[], env: Environment, output: Output): Promise<number> {

@@ -41,7 +41,9 @@ export async function serve(
     redact: redactorFor(config, env, secretValues(secrets)),
   });
   const token = secrets.apiTokens.write.length > 0 ? undefined : await generatedToken(dataDir, provisional);
-  const tokens = token ? { ...secrets.apiTokens, write: [token] } : secrets.apiTokens;
+  const tokens = token
+    ? { ...secrets.apiTokens, write: [{ name: "generated", value: token }] }
+    : secrets.apiTokens;
   const redact = redactorFor(config, env, [...secretValues(secrets), ...(token ? [token] : [])]);
   const logger = createLogger(env, { terminal, redact });
 
@@ -90,6 +92,7 @@ export async function serve(
       ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
       newId: randomUUID,
       ...(pullRequests ? { pullRequests, pollPullRequests: !secrets.forge?.webhookSecret } : {}),
+      ...(forge ? { pullRequestDirectory: forge.pullRequests } : {}),
     });
     const http = buildHttpApp({
       service,

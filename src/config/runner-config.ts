@@ -29,6 +29,17 @@ const notificationSchema = z.discriminatedUnion("type", [
   }),
 ]);
 
+/** API tokens with names, which the audit trail records; the tokens themselves come from the environment. */
+const apiTokenSchema = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9._@-]+$/, "letters, digits, '.', '_', '@' and '-'"),
+  tokenEnv: envNameSchema,
+  access: z.enum(["read", "write"]).default("write"),
+});
+
 /** The runner's own configuration file (JSON); never read from the watched repository. */
 const runnerConfigSchema = z.strictObject({
   /** What `serve` watches; the CLI takes --repo instead. */
@@ -51,6 +62,13 @@ const runnerConfigSchema = z.strictObject({
   publicUrl: z.url().optional(),
   webhooks: z.strictObject({ generic: z.strictObject({ secretEnv: envNameSchema }).optional() }).default({}),
   notifications: z.array(notificationSchema).default([]),
+  apiTokens: z
+    .array(apiTokenSchema)
+    .default([])
+    .refine(
+      (tokens) => new Set(tokens.map((token) => token.name)).size === tokens.length,
+      "token names must be unique",
+    ),
   /** The forge whose pull requests are planned; its token and webhook secret come from the environment. */
   forge: z
     .discriminatedUnion("type", [
@@ -167,8 +185,14 @@ export async function readRunnerConfig(file: string | undefined): Promise<Runner
   return parseRunnerConfig(file, text);
 }
 
+/** An API token and the name the audit trail records for it. */
+export interface NamedToken {
+  readonly name: string;
+  readonly value: string;
+}
+
 export interface ServeSecrets {
-  readonly apiTokens: { readonly read: readonly string[]; readonly write: readonly string[] };
+  readonly apiTokens: { readonly read: readonly NamedToken[]; readonly write: readonly NamedToken[] };
   readonly webhookSecret?: string;
   readonly forge?: { readonly token: string; readonly webhookSecret?: string };
   readonly notifications: readonly (
@@ -209,6 +233,11 @@ export function resolveSecrets(
           secret: secret(target.secretEnv, `notifications.${index}.secretEnv`),
         },
   );
+  const named = config.apiTokens.map((token, index) => ({
+    access: token.access,
+    name: token.name,
+    value: secret(token.tokenEnv, `apiTokens.${index}.tokenEnv`),
+  }));
   const forge = config.forge
     ? {
         token: secret(config.forge.tokenEnv, "forge.tokenEnv"),
@@ -218,9 +247,19 @@ export function resolveSecrets(
       }
     : undefined;
   if (problems.length > 0) throw new RunnerError("CONFIG_INVALID", problems.join("\n"));
-  const tokens = (value: string | undefined) => (value ? value.split(",").filter(Boolean) : []);
+  // The comma-separated variables of earlier versions still work; their tokens are named by variable and position.
+  const unnamed = (variable: string): NamedToken[] =>
+    (env[variable] ?? "")
+      .split(",")
+      .filter(Boolean)
+      .map((value, index) => ({ name: `${variable}#${index + 1}`, value }));
+  const withAccess = (access: "read" | "write") =>
+    named.filter((token) => token.access === access).map(({ name, value }) => ({ name, value }));
   return {
-    apiTokens: { read: tokens(env.GITOPS_RUNNER_READ_TOKEN), write: tokens(env.GITOPS_RUNNER_API_TOKEN) },
+    apiTokens: {
+      read: [...withAccess("read"), ...unnamed("GITOPS_RUNNER_READ_TOKEN")],
+      write: [...withAccess("write"), ...unnamed("GITOPS_RUNNER_API_TOKEN")],
+    },
     ...(webhookSecret ? { webhookSecret } : {}),
     ...(forge ? { forge } : {}),
     notifications,
@@ -230,8 +269,8 @@ export function resolveSecrets(
 /** Every secret `serve` holds, to be redacted wherever text leaves the runner. */
 export function secretValues(secrets: ServeSecrets): string[] {
   return [
-    ...secrets.apiTokens.read,
-    ...secrets.apiTokens.write,
+    ...secrets.apiTokens.read.map((token) => token.value),
+    ...secrets.apiTokens.write.map((token) => token.value),
     ...(secrets.webhookSecret ? [secrets.webhookSecret] : []),
     ...(secrets.forge
       ? [secrets.forge.token, ...(secrets.forge.webhookSecret ? [secrets.forge.webhookSecret] : [])]

@@ -7,12 +7,13 @@ import { answerClientError, installErrorHandling, sendError } from "./errors.ts"
 import { jsonBodyParser } from "./json-body.ts";
 import { serializeRequest } from "./logging.ts";
 import { runPageRoutes } from "./pages/run-page.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
 import { triggerRoutes } from "./routes/triggers.ts";
 import { runLinker } from "./run-views.ts";
-import { MAX_NAME_LENGTH, zodValidatorCompiler } from "./validation.ts";
+import { MAX_NAME_LENGTH, zodSerializerCompiler, zodValidatorCompiler } from "./validation.ts";
 import { type ForgeWebhook, webhookRoutes } from "./webhooks.ts";
 
 /**
@@ -55,6 +56,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, jsonBodyParser);
   app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(zodSerializerCompiler);
 
   const { service } = options;
   const access = accessChecker(options.tokens);
@@ -64,6 +66,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   stackRoutes(app, { service, access });
   runRoutes(app, { service, access, runUrl });
   triggerRoutes(app, { service, access });
+  auditRoutes(app, { service, access });
   runPageRoutes(app, { service, access, runUrl });
   return app;
 }

@@ -2,19 +2,28 @@ import type { FastifyRequest } from "fastify";
 import { sameSecret } from "../crypto/hmac.ts";
 import { RunnerError } from "../errors.ts";
 
-/** Bearer tokens: write tokens may also read. */
+/** Bearer tokens, each with the name the audit trail records: write tokens may also read. */
 export interface Tokens {
-  readonly read: readonly string[];
-  readonly write: readonly string[];
+  readonly read: readonly NamedToken[];
+  readonly write: readonly NamedToken[];
+}
+
+export interface NamedToken {
+  readonly name: string;
+  readonly value: string;
 }
 
 export type Access = "read" | "write";
 
 /** Builds the `onRequest` hook of a route that needs `need` access. */
-export type AccessCheck = (
-  need: Access,
-  options?: { readonly allowQueryToken?: boolean },
-) => (request: FastifyRequest) => Promise<void>;
+export interface AccessCheck {
+  (
+    need: Access,
+    options?: { readonly allowQueryToken?: boolean },
+  ): (request: FastifyRequest) => Promise<void>;
+  /** The name of the token a request was admitted with. */
+  tokenName(request: FastifyRequest): string | undefined;
+}
 
 /**
  * Builds `onRequest` hooks that admit a bearer token with the needed access.
@@ -22,29 +31,38 @@ export type AccessCheck = (
  * a token's content nor its length, nor which one matched, shows in timing.
  */
 export function accessChecker(tokens: Tokens): AccessCheck {
-  const configured = (list: readonly string[]) => list.filter((token) => token.length > 0);
+  const configured = (list: readonly NamedToken[]) => list.filter((token) => token.value.length > 0);
   const readTokens = configured(tokens.read);
   const writeTokens = configured(tokens.write);
-  const matchesAny = (presented: string, list: readonly string[]): boolean =>
-    list.reduce((found, token) => sameSecret(presented, token) || found, false);
+  const admitted = new WeakMap<FastifyRequest, string>();
+  // Every token is compared, whichever matches: the time taken says nothing about which did.
+  const matching = (presented: string, list: readonly NamedToken[]): NamedToken | undefined =>
+    list.reduce<NamedToken | undefined>(
+      (found, token) => (sameSecret(presented, token.value) ? (found ?? token) : found),
+      undefined,
+    );
 
-  const grantOf = (presented: string): Access | undefined => {
-    const write = matchesAny(presented, writeTokens);
-    const read = matchesAny(presented, readTokens);
-    return write ? "write" : read ? "read" : undefined;
+  const grantOf = (presented: string): { access: Access; name: string } | undefined => {
+    const write = matching(presented, writeTokens);
+    const read = matching(presented, readTokens);
+    if (write) return { access: "write", name: write.name };
+    return read ? { access: "read", name: read.name } : undefined;
   };
 
-  return (need, { allowQueryToken = false } = {}) =>
-    async (request) => {
+  const check =
+    (need: Access, { allowQueryToken = false }: { readonly allowQueryToken?: boolean } = {}) =>
+    async (request: FastifyRequest) => {
       const token =
         bearerToken(request.headers.authorization) ?? (allowQueryToken ? queryToken(request) : undefined);
       if (token === undefined) throw new RunnerError("UNAUTHORIZED", "a bearer token is required");
       const grant = grantOf(token);
       if (grant === undefined) throw new RunnerError("UNAUTHORIZED", "the token is not valid");
-      if (need === "write" && grant !== "write") {
+      if (need === "write" && grant.access !== "write") {
         throw new RunnerError("FORBIDDEN", "this token may read but not change anything");
       }
+      admitted.set(request, grant.name);
     };
+  return Object.assign(check, { tokenName: (request: FastifyRequest) => admitted.get(request) });
 }
 
 function bearerToken(header: string | undefined): string | undefined {

@@ -1,4 +1,4 @@
-import type { FastifySchemaCompiler, FastifyTypeProvider } from "fastify";
+import type { FastifySchemaCompiler, FastifySerializerCompiler, FastifyTypeProvider } from "fastify";
 import { z } from "zod";
 import { RunnerError } from "../errors.ts";
 
@@ -23,6 +23,16 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> =
       error: badRequest(result.error, httpPart === "querystring" ? "query" : (httpPart ?? "request")),
     };
   };
+
+/**
+ * Answers are checked against the route's response schema before they leave:
+ * a field the schema does not name is an error of the runner (a 500), never
+ * a leak.
+ */
+export const zodSerializerCompiler: FastifySerializerCompiler<z.ZodType> =
+  ({ schema }) =>
+  (data) =>
+    JSON.stringify(schema.parse(data));
 
 /** The longest stack or run name, and so the longest path parameter the router passes on. */
 export const MAX_NAME_LENGTH = 200;

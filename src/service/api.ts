@@ -1,5 +1,5 @@
 import type { ForgeEvent } from "../forge/webhooks.ts";
-import type { DriftStatus, RunKind, RunRecord, RunStatus, RunSummary } from "../store/records.ts";
+import type { AuditEntry, DriftStatus, RunKind, RunRecord, RunStatus, RunSummary } from "../store/records.ts";
 
 /**
  * What the HTTP layer may ask of the running service. Declared here, where the
@@ -35,12 +35,23 @@ export interface RunFilter {
   readonly limit?: number;
 }
 
+export interface AuditQuery {
+  readonly stack?: string;
+  /** ISO times, inclusive. */
+  readonly since?: string;
+  readonly until?: string;
+  /** At most this many (default 100, at most 1000). */
+  readonly limit?: number;
+}
+
 export type TriggerKind = "plan" | "apply" | "drift";
 
 export interface TriggerRequest {
   readonly kind: TriggerKind;
   /** One stack, or every stack the command handles when absent. */
   readonly stack?: string;
+  /** The name of the API token that asked, for the audit trail. */
+  readonly tokenName?: string;
 }
 
 export interface Accepted {
@@ -63,8 +74,10 @@ export interface ServiceApi {
   getRun(id: string): Promise<RunRecord | undefined>;
   /** Persists a trigger; throws RunnerError STACK_UNKNOWN for a stack the app does not have. */
   trigger(request: TriggerRequest): Promise<Accepted>;
-  /** Approves a blocked run's plan; throws RUN_NOT_FOUND or RUN_NOT_BLOCKED. */
-  approve(runId: string): Promise<Accepted>;
+  /** Approves a blocked run's plan; throws RUN_NOT_FOUND or RUN_NOT_BLOCKED. `tokenName` is recorded. */
+  approve(runId: string, tokenName?: string): Promise<Accepted>;
+  /** The audit trail: applied changes, newest first. */
+  listAudit(filter: AuditQuery): Promise<AuditEntry[]>;
   /** Releases the store's lock on a stack; throws STACK_UNKNOWN. Returns whether a lock was held. */
   releaseLock(stack: string): Promise<{ readonly released: boolean }>;
   /**

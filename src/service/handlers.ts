@@ -8,6 +8,7 @@ import { RunnerError } from "../errors.ts";
 import type { Notification, NotificationKind, Notifier } from "../notify/notifier.ts";
 import type { AppKey, EventRecord, PullRequestRecord, RunRecord, WatchedBranch } from "../store/records.ts";
 import type { EventQueue } from "./events.ts";
+import { eventOrigin, type PullRequestDirectory, pullRequestOrigin } from "./origin.ts";
 import type { PullRequestFlow } from "./pull-requests.ts";
 
 /** What the handlers read and write besides the queue; declared here, where they are used. */
@@ -32,6 +33,8 @@ export interface HandlerOptions {
   readonly repository: string;
   readonly publicUrl?: string;
   readonly pullRequests?: PullRequestFlow;
+  /** The forge's pull requests, to record who wrote, merged and approved what is applied. */
+  readonly pullRequestDirectory?: PullRequestDirectory;
   /** Without forge webhooks, each poll lists open pull requests and plans new heads. */
   readonly pollPullRequests: boolean;
   /** Queues an event (with its lane) and wakes the workers. */
@@ -60,6 +63,7 @@ export class EventHandlers {
     const context: EngineContext = {
       ...this.#options.context,
       trigger: event.source,
+      origin: eventOrigin(event),
       signal,
       logger: log,
       eventId: event.id,
@@ -68,7 +72,7 @@ export class EventHandlers {
     const only = event.stack ? [event.stack] : [];
     switch (event.kind) {
       case "poll":
-        await this.#poll(context);
+        await this.#poll(context, event);
         return "done";
       case "apply": {
         const newest = (await this.#options.queue.newerQueued(this.#options.scope, "apply", event.id))
@@ -79,7 +83,7 @@ export class EventHandlers {
           await this.#coalesced(event, newest);
           return "superseded";
         }
-        const report = await applyCommand(context, {
+        const report = await applyCommand(await this.#withMergedPullRequest(context, event.commit), {
           ...(event.commit ? { ref: event.commit } : {}),
           stacks: only,
           allowDestroy: false,
@@ -92,7 +96,7 @@ export class EventHandlers {
         const runId = String(event.payload?.runId);
         const run = await this.#options.records.getRun(runId);
         if (!run) throw new RunnerError("RUN_NOT_FOUND", `no run ${runId}`);
-        const report = await applyCommand(context, {
+        const report = await applyCommand(await this.#withMergedPullRequest(context, event.commit), {
           ...(event.commit ? { ref: event.commit } : {}),
           stacks: only,
           allowDestroy: true,
@@ -120,7 +124,21 @@ export class EventHandlers {
     }
   }
 
-  async #poll(context: EngineContext): Promise<void> {
+  /** The context with the pull request whose merge made the commit, and its people, in its origin. */
+  async #withMergedPullRequest(context: EngineContext, commit: string | undefined): Promise<EngineContext> {
+    if (!commit) return context;
+    const pr = await this.#options.records.pullRequestForMergeCommit(context.repoId, commit);
+    if (!pr) return context;
+    const pullRequest = await pullRequestOrigin(
+      this.#options.pullRequestDirectory,
+      pr.number,
+      pr.url ? { url: pr.url } : {},
+      context.logger,
+    );
+    return { ...context, origin: { ...context.origin, pullRequest } };
+  }
+
+  async #poll(context: EngineContext, event: EventRecord): Promise<void> {
     const { repository } = context;
     const app = appKey(context);
     await repository.fetch();
@@ -136,7 +154,14 @@ export class EventHandlers {
       }
     }
     if (await this.#options.records.advanceHead(app, branch, head)) {
-      await this.#options.enqueue({ kind: "apply", commit: head, source: context.trigger });
+      // The delivery that asked for this poll is the apply's too, for the audit trail.
+      const deliveryId = event.deliveryId;
+      await this.#options.enqueue({
+        kind: "apply",
+        commit: head,
+        source: context.trigger,
+        ...(deliveryId ? { payload: { deliveryId } } : {}),
+      });
     }
   }
 

@@ -6,6 +6,8 @@ import type { ForgeEvent } from "../forge/webhooks.ts";
 import type { Notifier } from "../notify/notifier.ts";
 import type {
   AppKey,
+  AuditEntry,
+  AuditFilter,
   EventKind,
   PullRequestRecord,
   RunRecord,
@@ -15,11 +17,20 @@ import type {
   StackRecord,
   WatchedBranch,
 } from "../store/records.ts";
-import type { Accepted, Readiness, RunFilter, ServiceApi, StackView, TriggerRequest } from "./api.ts";
+import type {
+  Accepted,
+  AuditQuery,
+  Readiness,
+  RunFilter,
+  ServiceApi,
+  StackView,
+  TriggerRequest,
+} from "./api.ts";
 import { type EventQueue, laneOf, scopeOf } from "./events.ts";
 import { EventHandlers, type HandlerRecords } from "./handlers.ts";
 import { Health } from "./health.ts";
 import { ServiceMetrics } from "./metrics.ts";
+import type { PullRequestDirectory } from "./origin.ts";
 import type { PullRequestFlow } from "./pull-requests.ts";
 import { type RecoveryRecords, recoverAbandoned } from "./recovery.ts";
 import { dueDriftChecks } from "./schedule.ts";
@@ -41,6 +52,7 @@ export interface ServiceRecords extends EventQueue, HandlerRecords, ViewRecords,
   lockHolder(key: string): Promise<string | undefined>;
   latestWatchedBranch(app: AppKey): Promise<WatchedBranch | undefined>;
   getSnapshot(app: AppKey, commit: string): Promise<Snapshot | undefined>;
+  listAudit(filter: AuditFilter): Promise<AuditEntry[]>;
 }
 
 export interface ServiceOptions {
@@ -64,6 +76,8 @@ export interface ServiceOptions {
   readonly newId: () => string;
   /** Plans pull requests and reports applies on them, when a forge is configured. */
   readonly pullRequests?: PullRequestFlow;
+  /** The forge's pull requests, for the people the audit trail records. */
+  readonly pullRequestDirectory?: PullRequestDirectory;
   /** Without forge webhooks, each poll lists open pull requests and plans new heads. */
   readonly pollPullRequests?: boolean;
 }
@@ -123,6 +137,7 @@ export class RunnerService implements ServiceApi {
       repository: options.repository,
       ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
       ...(options.pullRequests ? { pullRequests: options.pullRequests } : {}),
+      ...(options.pullRequestDirectory ? { pullRequestDirectory: options.pullRequestDirectory } : {}),
       pollPullRequests: options.pollPullRequests === true,
       enqueue: (event) => this.#enqueue(event),
       replanPullRequest: (pr, source, options) => this.#replanPullRequest(pr, source, options),
@@ -211,11 +226,22 @@ export class RunnerService implements ServiceApi {
     return this.#enqueue({
       kind: request.kind,
       ...(request.stack ? { stack: request.stack } : {}),
+      ...(request.tokenName ? { payload: { tokenName: request.tokenName } } : {}),
       source: "api",
     });
   }
 
-  async approve(runId: string): Promise<Accepted> {
+  listAudit(filter: AuditQuery): Promise<AuditEntry[]> {
+    return this.#records.listAudit({
+      ...this.#app,
+      ...(filter.stack ? { stack: filter.stack } : {}),
+      ...(filter.since ? { since: filter.since } : {}),
+      ...(filter.until ? { until: filter.until } : {}),
+      limit: Math.min(filter.limit ?? 100, 1000),
+    });
+  }
+
+  async approve(runId: string, tokenName?: string): Promise<Accepted> {
     const run = await this.#records.getRun(runId);
     if (!run) throw new RunnerError("RUN_NOT_FOUND", `no run ${runId}`);
     if (run.status !== "blocked" || run.kind !== "apply") {
@@ -235,7 +261,7 @@ export class RunnerService implements ServiceApi {
       kind: "approve",
       stack: run.stack,
       commit: run.commit,
-      payload: { runId },
+      payload: { runId, ...(tokenName ? { tokenName } : {}) },
       source: "api",
     });
   }

@@ -8,13 +8,14 @@ import type { ForgeEvent } from "../../src/forge/webhooks.ts";
 import { buildHttpApp, type HttpOptions } from "../../src/http/app.ts";
 import type {
   Accepted,
+  AuditQuery,
   Readiness,
   RunFilter,
   ServiceApi,
   StackView,
   TriggerRequest,
 } from "../../src/service/api.ts";
-import type { RunRecord } from "../../src/store/records.ts";
+import type { AuditEntry, RunRecord } from "../../src/store/records.ts";
 
 /**
  * The HTTP edge on a fake ServiceApi, listening on a loopback port: requests go
@@ -80,6 +81,8 @@ export class FakeService implements ServiceApi {
     { name: "storage", state: "blocked", dependencies: ["network"] },
   ];
   private readonly runs: RunRecord[] = [FINISHED_RUN, BLOCKED_RUN];
+  /** What listAudit answers. */
+  audit: AuditEntry[] = [];
   private readonly deliveries = new Map<string, string>();
   private events = 0;
 
@@ -126,8 +129,13 @@ export class FakeService implements ServiceApi {
     return this.accept();
   }
 
-  async approve(runId: string): Promise<Accepted> {
-    this.record("approve", runId);
+  async listAudit(filter: AuditQuery): Promise<AuditEntry[]> {
+    this.record("listAudit", filter);
+    return this.audit;
+  }
+
+  async approve(runId: string, tokenName?: string): Promise<Accepted> {
+    this.record("approve", runId, tokenName);
     const run = this.runs.find((candidate) => candidate.id === runId);
     if (run === undefined) throw new RunnerError("RUN_NOT_FOUND", `no run with id ${runId}`);
     if (run.status !== "blocked") throw new RunnerError("RUN_NOT_BLOCKED", `run ${runId} is not blocked`);
@@ -249,7 +257,10 @@ export async function startHttp(
   const app = buildHttpApp({
     service,
     logger,
-    tokens: { read: [READ_TOKEN], write: [WRITE_TOKEN] },
+    tokens: {
+      read: [{ name: "reader", value: READ_TOKEN }],
+      write: [{ name: "writer", value: WRITE_TOKEN }],
+    },
     ...(webhookSecret !== undefined && { webhookSecret }),
     ...(overrides.publicUrl !== undefined && { publicUrl: overrides.publicUrl }),
     ...(overrides.forgeWebhook !== undefined && { forgeWebhook: overrides.forgeWebhook }),

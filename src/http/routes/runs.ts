@@ -64,6 +64,7 @@ export function runRoutes(
   api.post(
     "/api/runs/:id/approve",
     { onRequest: access("write"), schema: { params: runParamsSchema, body: emptyBodySchema } },
-    async (request, reply) => reply.code(202).send(await service.approve(request.params.id)),
+    async (request, reply) =>
+      reply.code(202).send(await service.approve(request.params.id, access.tokenName(request))),
   );
 }

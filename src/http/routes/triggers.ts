@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ServiceApi, TriggerKind } from "../../service/api.ts";
 import type { AccessCheck } from "../auth.ts";
 import { emptyBodySchema, stackParamsSchema, type ZodTypeProvider } from "../validation.ts";
@@ -12,18 +12,22 @@ export function triggerRoutes(
 ): void {
   const { service, access } = deps;
   const api = app.withTypeProvider<ZodTypeProvider>();
+  const named = (request: FastifyRequest) => {
+    const tokenName = access.tokenName(request);
+    return tokenName ? { tokenName } : {};
+  };
 
   for (const kind of TRIGGER_KINDS) {
     api.post(
       `/api/stacks/:name/${kind}`,
       { onRequest: access("write"), schema: { params: stackParamsSchema, body: emptyBodySchema } },
       async (request, reply) =>
-        reply.code(202).send(await service.trigger({ kind, stack: request.params.name })),
+        reply.code(202).send(await service.trigger({ kind, stack: request.params.name, ...named(request) })),
     );
     api.post(
       `/api/${kind}`,
       { onRequest: access("write"), schema: { body: emptyBodySchema } },
-      async (_request, reply) => reply.code(202).send(await service.trigger({ kind })),
+      async (request, reply) => reply.code(202).send(await service.trigger({ kind, ...named(request) })),
     );
   }
 }
