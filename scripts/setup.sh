@@ -6,7 +6,8 @@
 #   - a Terraform engine: the pinned OpenTofu (from PATH, from the cache, or built
 #     from the Go module proxy) and, for a second test pass, a terraform on PATH;
 #   - with `test`: the AWS provider in a project-owned filesystem mirror,
-#     moto's server in a virtual environment, and PostgreSQL's server binaries.
+#     moto's server and aiosmtpd (SMTP) in virtual environments, and PostgreSQL's
+#     server binaries.
 # Builds are cached outside the clone, keyed by version, so a second run costs
 # seconds. It writes .toolchain/env.sh, which scripts/run.sh sources: node and
 # the engine on PATH. It leaves TF_CLI_CONFIG_FILE alone: the runner finds the
@@ -204,6 +205,23 @@ elif [[ -x "$cache/moto/$(pinned .moto)/bin/moto_server" ]]; then
   moto_server="$cache/moto/$(pinned .moto)/bin/moto_server"
 fi
 
+# --- aiosmtpd, an SMTP server on loopback for the email notification tests -------------
+smtp_python=""
+if [[ "$purpose" == test ]]; then
+  smtp_version="$(pinned .aiosmtpd)"
+  smtp_venv="$cache/aiosmtpd/$smtp_version"
+  if [[ ! -x "$smtp_venv/bin/python" ]] || ! "$smtp_venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    started=$(date +%s)
+    rm -rf "$smtp_venv"
+    python3 -m venv "$smtp_venv"
+    "$smtp_venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$smtp_version" >&2
+    say "smtp: installed aiosmtpd $smtp_version in $smtp_venv in $(elapsed "$started")"
+  else
+    say "smtp: aiosmtpd $smtp_version in $smtp_venv (cached)"
+  fi
+  smtp_python="$smtp_venv/bin/python"
+fi
+
 # --- PostgreSQL's server, for the store's tests and the replica tests ---------------------
 if [[ "$purpose" == test ]]; then
   pg_bin="$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1 || true)"
@@ -226,6 +244,7 @@ fi
   echo "export GITOPS_RUNNER_TERRAFORM=\"$primary_engine\""
   echo "export GITOPS_RUNNER_TEST_ENGINES=\"${tofu_bin}${tofu_bin:+${terraform_bin:+:}}${terraform_bin}\""
   echo "export GITOPS_RUNNER_TEST_MOTO_SERVER=\"$moto_server\""
+  echo "export GITOPS_RUNNER_TEST_SMTP_PYTHON=\"$smtp_python\""
 } >"$toolchain/env.sh"
 if [[ -d "$mirror" ]]; then
   say "ready: engine $primary_engine, provider mirror $mirror (the runner finds it; TF_CLI_CONFIG_FILE is left as it is)"

@@ -14,7 +14,13 @@ import type { Forge } from "../forge/forge.ts";
 import { githubForge } from "../forge/github.ts";
 import { gitlabForge } from "../forge/gitlab.ts";
 import { buildHttpApp } from "../http/app.ts";
-import { createNotifier, slackTarget, webhookTarget } from "../notify/notifier.ts";
+import {
+  createNotifier,
+  emailTarget,
+  type NotificationTarget,
+  slackTarget,
+  webhookTarget,
+} from "../notify/notifier.ts";
 import { EMBEDDED_APP_DIR, embeddedRepository } from "../service/embedded-default.ts";
 import { PullRequestFlow } from "../service/pull-requests.ts";
 import { RunnerService } from "../service/service.ts";
@@ -59,11 +65,7 @@ export async function serve(
     await runner.context.sandbox();
     const notifier = createNotifier({
       logger,
-      targets: secrets.notifications.map((target) =>
-        target.type === "slack"
-          ? slackTarget({ name: target.name, url: target.url })
-          : webhookTarget({ name: target.name, url: target.url, secret: target.secret }),
-      ),
+      targets: secrets.notifications.map(notificationTarget),
     });
     const forge = buildForge(config, secrets);
     const runUrl = config.publicUrl
@@ -151,6 +153,17 @@ async function generatedToken(dataDir: string, logger: Logger): Promise<string> 
   await chmod(file, 0o600);
   logger.info({ file }, "API token generated; it is stored in this file (mode 0600)");
   return token;
+}
+
+function notificationTarget(target: ServeSecrets["notifications"][number]): NotificationTarget {
+  switch (target.type) {
+    case "slack":
+      return slackTarget({ name: target.name, url: target.url });
+    case "webhook":
+      return webhookTarget({ name: target.name, url: target.url, secret: target.secret });
+    case "email":
+      return emailTarget(target);
+  }
 }
 
 /** The forge client the configuration names; its token reaches only the forge, never synth or terraform. */

@@ -14,6 +14,11 @@ const stackConfigSchema = z.strictObject({
 
 const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "the name of an environment variable");
 
+/** An address, bare or with a display name: "runner@example.com", "Runner <runner@example.com>". */
+const emailAddressSchema = z
+  .string()
+  .regex(/^(?:[^<>]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$/, "an email address");
+
 const notificationSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("slack"),
@@ -27,6 +32,25 @@ const notificationSchema = z.discriminatedUnion("type", [
     url: z.url({ protocol: /^https?$/ }),
     secretEnv: envNameSchema,
   }),
+  z
+    .strictObject({
+      type: z.literal("email"),
+      name: z.string().min(1).optional(),
+      host: z.string().min(1),
+      /** Defaults to 587 (STARTTLS) or 465 (TLS). */
+      port: z.int().min(1).max(65_535).optional(),
+      /** starttls: a plain connection upgraded, TLS required; tls: TLS from the first byte. */
+      security: z.enum(["starttls", "tls"]).default("starttls"),
+      user: z.string().min(1).optional(),
+      /** The variable holding the SMTP password. */
+      passwordEnv: envNameSchema.optional(),
+      from: emailAddressSchema,
+      to: z.array(emailAddressSchema).min(1),
+    })
+    .refine((target) => (target.user === undefined) === (target.passwordEnv === undefined), {
+      message: "user and passwordEnv go together",
+      path: ["passwordEnv"],
+    }),
 ]);
 
 /** API tokens with names, which the audit trail records; the tokens themselves come from the environment. */
@@ -191,6 +215,18 @@ export interface NamedToken {
   readonly value: string;
 }
 
+export interface EmailSecrets {
+  readonly type: "email";
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly security: "starttls" | "tls";
+  readonly user?: string;
+  readonly password?: string;
+  readonly from: string;
+  readonly to: readonly string[];
+}
+
 export interface ServeSecrets {
   readonly apiTokens: { readonly read: readonly NamedToken[]; readonly write: readonly NamedToken[] };
   readonly webhookSecret?: string;
@@ -198,6 +234,7 @@ export interface ServeSecrets {
   readonly notifications: readonly (
     | { readonly type: "slack"; readonly name: string; readonly url: string }
     | { readonly type: "webhook"; readonly name: string; readonly url: string; readonly secret: string }
+    | EmailSecrets
   )[];
 }
 
@@ -220,18 +257,7 @@ export function resolveSecrets(
   const webhookEnv = config.webhooks.generic?.secretEnv;
   const webhookSecret = webhookEnv ? secret(webhookEnv, "webhooks.generic.secretEnv") : undefined;
   const notifications = config.notifications.map((target, index) =>
-    target.type === "slack"
-      ? {
-          type: target.type,
-          name: target.name ?? `slack-${index}`,
-          url: secret(target.urlEnv, `notifications.${index}.urlEnv`),
-        }
-      : {
-          type: target.type,
-          name: target.name ?? `webhook-${index}`,
-          url: target.url,
-          secret: secret(target.secretEnv, `notifications.${index}.secretEnv`),
-        },
+    notificationSecrets(target, index, secret),
   );
   const named = config.apiTokens.map((token, index) => ({
     access: token.access,
@@ -275,6 +301,53 @@ export function secretValues(secrets: ServeSecrets): string[] {
     ...(secrets.forge
       ? [secrets.forge.token, ...(secrets.forge.webhookSecret ? [secrets.forge.webhookSecret] : [])]
       : []),
-    ...secrets.notifications.flatMap((target) => (target.type === "slack" ? [target.url] : [target.secret])),
+    ...secrets.notifications.flatMap(notificationSecretValues),
   ];
+}
+
+type NotificationConfig = RunnerConfig["notifications"][number];
+
+/** A notification target with the secrets it names read from the environment (through `secret`). */
+function notificationSecrets(
+  target: NotificationConfig,
+  index: number,
+  secret: (name: string, where: string) => string,
+): ServeSecrets["notifications"][number] {
+  switch (target.type) {
+    case "slack":
+      return {
+        type: target.type,
+        name: target.name ?? `slack-${index}`,
+        url: secret(target.urlEnv, `notifications.${index}.urlEnv`),
+      };
+    case "webhook":
+      return {
+        type: target.type,
+        name: target.name ?? `webhook-${index}`,
+        url: target.url,
+        secret: secret(target.secretEnv, `notifications.${index}.secretEnv`),
+      };
+    case "email": {
+      const { passwordEnv, port, name, user, ...rest } = target;
+      return {
+        ...rest,
+        ...(user ? { user } : {}),
+        name: name ?? `email-${index}`,
+        port: port ?? (target.security === "tls" ? 465 : 587),
+        ...(passwordEnv ? { password: secret(passwordEnv, `notifications.${index}.passwordEnv`) } : {}),
+      };
+    }
+  }
+}
+
+/** The secret values a notification target holds. */
+function notificationSecretValues(target: ServeSecrets["notifications"][number]): string[] {
+  switch (target.type) {
+    case "slack":
+      return [target.url];
+    case "webhook":
+      return [target.secret];
+    case "email":
+      return target.password ? [target.password] : [];
+  }
 }
