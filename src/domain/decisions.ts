@@ -1,4 +1,5 @@
 import type { StackPolicy } from "../policy/policy.ts";
+import type { Violation } from "../store/records.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
 
 /**
@@ -17,6 +18,8 @@ export interface PlanFacts {
 
 export interface ApplyRules {
   readonly policy: StackPolicy;
+  /** What the policy checks found in the plan; approvable ones yield to a person's approval of the plan. */
+  readonly violations?: readonly Violation[];
   /** A person approved destroying (--allow-destroy). */
   readonly allowDestroy: boolean;
   /** The service applies merges only where autoApply is on; the CLI applies what it is told. */
@@ -31,6 +34,9 @@ export type ApplyDecision =
   | { readonly kind: "block"; readonly reason: string };
 
 export function decideApply(plan: PlanFacts, rules: ApplyRules): ApplyDecision {
+  const violations = rules.violations ?? [];
+  const binding = rules.approval ? violations.filter((violation) => !violation.approvable) : violations;
+  if (plan.hasChanges && binding.length > 0) return { kind: "block", reason: violationsReason(binding) };
   if (rules.approval) {
     if (!sameChanges(plan.resources, rules.approval.resources)) {
       return {
@@ -57,6 +63,20 @@ export function destroyGuard(
   if (destroys.length === 0 || policy.allowDestroy || allowDestroy) return undefined;
   const addresses = destroys.map((resource) => resource.address).join(", ");
   return `the plan destroys or replaces ${destroys.length} resource(s) (${addresses}) and the policy does not allow destroy; approve this plan with --allow-destroy or set allowDestroy in the policy`;
+}
+
+/** "the policy checks found 2 violation(s): tags: aws_s3_bucket.b: tags.owner must be set; …" */
+export function violationsReason(violations: readonly Violation[]): string {
+  const listed = violations
+    .map(
+      (violation) =>
+        `${violation.check}: ${violation.address ? `${violation.address}: ` : ""}${violation.message}`,
+    )
+    .join("; ");
+  const approvable = violations.every((violation) => violation.approvable)
+    ? "; a person may approve this plan"
+    : "";
+  return `the policy checks found ${violations.length} violation(s): ${listed}${approvable}`;
 }
 
 /** Whether two plans make the same changes: the same resources with the same actions. */

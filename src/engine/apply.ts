@@ -8,6 +8,7 @@ import { withSynthesizedCommit } from "./commit.ts";
 import { type EngineContext, stackKey, stackLockKey } from "./context.ts";
 import { withStackLock } from "./lock.ts";
 import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
+import { checked, checkPolicy } from "./policy-checks.ts";
 import type { CommandReport, StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
 import { acceptUnchanged, applyPlanned, discardPlan, planRecord, planStack } from "./stack-steps.ts";
@@ -78,13 +79,20 @@ async function applyOne(
           requireState: last !== undefined,
         });
         const recorded = planRecord(planned, context.redact);
+        const violations = await checkPolicy(context, scope, app, stack.name, recorded.plan);
         const decision = decideApply(planned, {
           policy,
+          violations,
           allowDestroy: options.allowDestroy,
           honourAutoApply: options.honourAutoApply === true,
           ...(options.approval ? { approval: options.approval } : {}),
         });
-        const shown = { summary: planned.summary, resources: planned.resources, planText: planned.text };
+        const shown = {
+          summary: planned.summary,
+          resources: planned.resources,
+          planText: planned.text,
+          ...(violations.length > 0 ? { violations } : {}),
+        };
         const audited = {
           stack: stack.name,
           kind: "apply" as const,
@@ -98,7 +106,7 @@ async function applyOne(
             await context.store.recordApplyProblem(key, "blocked");
             return {
               report: { status: "blocked", reason: decision.reason, ...shown },
-              outcome: { status: "blocked", result: "blocked", ...recorded },
+              outcome: { status: "blocked", result: "blocked", ...recorded, ...checked(violations) },
             };
           case "apply":
             try {
@@ -117,7 +125,7 @@ async function applyOne(
         await recordAudit(context, scope, { ...audited, result: status });
         return {
           report: { status, ...shown },
-          outcome: { status: "succeeded", result: status, ...recorded },
+          outcome: { status: "succeeded", result: status, ...recorded, ...checked(violations) },
         };
       } catch (error) {
         await context.store.recordApplyProblem(key, "failed");

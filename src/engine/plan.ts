@@ -1,9 +1,10 @@
-import { wouldBlock } from "../domain/decisions.ts";
+import { violationsReason, wouldBlock } from "../domain/decisions.ts";
 import { ancestorsOf, runInDependencyOrder } from "../domain/graph.ts";
 import { isRunnerError } from "../errors.ts";
 import { type Affected, decideAffected, type StackBaseline } from "./affected.ts";
 import { commitSnapshot, withSynthesizedCommit } from "./commit.ts";
 import { appKey, type EngineContext } from "./context.ts";
+import { checked, checkPolicy } from "./policy-checks.ts";
 import { type CommandReport, EMPTY_SUMMARY, type StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
 import { discardPlan, planRecord, planStack } from "./stack-steps.ts";
@@ -69,6 +70,8 @@ async function planOne(
     });
     await discardPlan(planned);
     const blocks = wouldBlock(planned.destroys, policy);
+    const recorded = planRecord(planned, context.redact);
+    const violations = await checkPolicy(context, scope, app, stack.name, recorded.plan);
     return {
       report: {
         status: planned.hasChanges ? "changes" : "no-changes",
@@ -77,11 +80,13 @@ async function planOne(
         planText: planned.text,
         ...(blocks ? { wouldBlock: blocks } : {}),
         ...(provisional ? { provisional } : {}),
+        ...(violations.length > 0 ? { violations, reason: violationsReason(violations) } : {}),
       },
       outcome: {
         status: "succeeded",
         result: planned.hasChanges ? "changes" : "no-changes",
-        ...planRecord(planned, context.redact),
+        ...recorded,
+        ...checked(violations),
       },
     };
   });

@@ -1,3 +1,4 @@
+import type { Violation } from "../store/records.ts";
 import type { PlanSummary } from "../terraform/plan-json.ts";
 
 /** A stack's result, as the CLI's JSON and the PR table show it. */
@@ -24,8 +25,11 @@ export interface StackReport {
   readonly status: StackStatus;
   readonly reason?: string;
   readonly pending?: boolean;
+  /** The plan destroys without the policy's permission: its apply would stop for approval. */
   readonly wouldBlock?: boolean;
   readonly provisional?: boolean;
+  /** What the policy checks found in the plan (any blocks the apply; the JSON says wouldBlock). */
+  readonly violations?: readonly Violation[];
   readonly summary: PlanSummary;
   readonly resources: readonly ResourceReport[];
   /** The recorded run; null for a stack that did not run (skipped). */
@@ -68,7 +72,9 @@ export function toJson(report: CommandReport): unknown {
       status: stack.status,
       ...(stack.reason !== undefined ? { reason: stack.reason } : {}),
       ...(stack.pending !== undefined ? { pending: stack.pending } : {}),
-      ...(stack.wouldBlock !== undefined ? { wouldBlock: stack.wouldBlock } : {}),
+      ...(stack.wouldBlock !== undefined || stack.violations?.length
+        ? { wouldBlock: stack.wouldBlock === true || (stack.violations?.length ?? 0) > 0 }
+        : {}),
       ...(stack.provisional !== undefined ? { provisional: stack.provisional } : {}),
       summary: stack.summary,
       resources: stack.resources,

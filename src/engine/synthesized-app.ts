@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
+import { type PolicyChecks, readPolicyChecks } from "../policy/checks.ts";
 import { type Policy, readPolicy } from "../policy/policy.ts";
 import { outputDir } from "../state/data-dir.ts";
 import { installDependencies } from "../synth/dependencies.ts";
@@ -21,6 +22,17 @@ export interface SynthesizedApp {
   readonly commit: string;
   readonly stacks: readonly AppStack[];
   readonly policy: Policy;
+  /** The policy checks next to the policy file. */
+  readonly checks: PolicyChecks;
+  /** Where the app's source is, for code of the repository that runs later (its policy checks). */
+  readonly source: {
+    readonly workDir: string;
+    readonly checkoutDir: string;
+    /** The app's folder in the checkout. */
+    readonly appDir: string;
+    /** Folders of installed dependencies the app reads. */
+    readonly dependencies: readonly string[];
+  };
   /** Removes the checkout and the synthesized output. */
   dispose(): Promise<void>;
 }
@@ -63,6 +75,7 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       ...signal,
     });
     const policy = await readPolicy(appDir);
+    const checks = await readPolicyChecks(appDir);
     const noise = { [checkoutDir]: "<checkout>", [outDir]: "<out>" };
     const stacks = await Promise.all(
       synth.stacks.map(async (stack) => ({ ...stack, hash: await stackHash(stack.dir, noise) })),
@@ -71,7 +84,19 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       { commit, stacks: stacks.length, durationMs: Math.round(synth.durationMs) },
       "synthesized",
     );
-    return { commit, stacks, policy, dispose };
+    return {
+      commit,
+      stacks,
+      policy,
+      checks,
+      source: {
+        workDir,
+        checkoutDir,
+        appDir,
+        dependencies: dependencies.cacheEntry ? [dependencies.cacheEntry] : [],
+      },
+      dispose,
+    };
   } catch (error) {
     await dispose();
     throw error;

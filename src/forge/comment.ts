@@ -28,6 +28,8 @@ export interface PlanCommentInput {
   readonly notices?: readonly string[];
   /** The branch is behind the default branch for an affected stack. */
   readonly stale?: boolean;
+  /** Markdown blocks shown after the table (policy checks, environments), each already escaped. */
+  readonly extraSections?: readonly string[];
 }
 
 export interface ApplyCommentInput {
@@ -78,6 +80,11 @@ export function renderPlanComment(input: PlanCommentInput, maxLength: number): s
   const sections = [
     planHeader(input),
     planTable(input.report.stacks, input.runUrl),
+    ...(input.extraSections ?? []).map((markdown) => {
+      const writer = new SectionWriter();
+      writer.write(markdown);
+      return writer.lines;
+    }),
     ...input.report.stacks.flatMap((stack) => {
       const section = stackDetails(stack, details.get(stack.name) ?? "", input.runUrl);
       return section ? [section] : [];
@@ -683,7 +690,7 @@ function cutIndex(text: string, max: number): number {
  * characters escaped, on one line. Table cells get no code spans, where GFM
  * would still end the cell at a pipe.
  */
-function escapeText(text: string): string {
+export function escapeText(text: string): string {
   return text.replace(/\s*\r?\n\s*/g, " ").replace(/[\\`*_[\]<>|~&#]/g, "\\$&");
 }
 
@@ -699,7 +706,7 @@ const HTML_ENTITIES: Readonly<Record<string, string>> = {
   '"': "&quot;",
 };
 
-function code(text: string): string {
+export function code(text: string): string {
   const flat = text.replace(/\r?\n/g, " ");
   const ticks = "`".repeat(longestBacktickRun(flat) + 1);
   const pad = flat.startsWith("`") || flat.endsWith("`") ? " " : "";
