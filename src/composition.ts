@@ -4,6 +4,7 @@ import path from "node:path";
 import pino, { type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
 import type { RunnerConfig } from "./config/runner-config.ts";
+import { type Environment as AppEnvironment, environmentOf } from "./domain/environments.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
 import { findExecutable } from "./fs.ts";
@@ -130,6 +131,10 @@ export function runnerSecrets(
     ...(database ? [database, ...passwordOf(database)] : []),
     ...Object.values(config.env),
     ...Object.values(config.planEnv),
+    ...config.environments.flatMap((environment) => [
+      ...Object.values(environment.env ?? {}),
+      ...Object.values(environment.planEnv ?? {}),
+    ]),
     ...Object.values(config.stacks).flatMap((stack) => [
       ...Object.values(stack.env ?? {}),
       ...Object.values(stack.planEnv ?? {}),
@@ -228,7 +233,8 @@ export async function openRunner(
         ? new DbAppliedConfigs(store, { repoId: id, appDir })
         : new DiskAppliedConfigs(request.dataDir, id, appDir),
       terraform,
-      stackEnv: stackEnvironment(config, env),
+      stackEnv: stackEnvironment(config, env, appDir),
+      environments: environmentsOf(config),
       toolEnv: {
         ...synthEnvironment(env),
         ...pick(env, NETWORK_ENV),
@@ -298,15 +304,27 @@ export async function openRecords(
  * reviewed code: the same, with `planEnv` on top. Plans of pull requests run
  * code nobody reviewed yet: `planEnv` only, never an apply credential.
  */
-function stackEnvironment(config: RunnerConfig, env: Environment) {
+function stackEnvironment(config: RunnerConfig, env: Environment, appDir: string) {
   const inherited = matching(env, /^(AWS_|TF_VAR_)/);
+  const environments = environmentsOf(config);
   return (stack: string, purpose: EnvPurpose): Readonly<Record<string, string>> => {
     const own = config.stacks[stack];
-    const plan = { ...config.planEnv, ...own?.planEnv };
+    // A stack's environment (dev, prod) sits between the runner's variables and the stack's own.
+    const member = environmentOf(environments, appDir, stack);
+    const environment = member ? config.environments[member.index] : undefined;
+    const plan = { ...config.planEnv, ...environment?.planEnv, ...own?.planEnv };
     if (purpose === "review") return plan;
-    const apply = { ...inherited, ...config.env, ...own?.env };
+    const apply = { ...inherited, ...config.env, ...environment?.env, ...own?.env };
     return purpose === "apply" ? apply : { ...apply, ...plan };
   };
+}
+
+/** The configured environments, in promotion order, as the engine reads them (credentials left out). */
+export function environmentsOf(config: RunnerConfig): AppEnvironment[] {
+  return config.environments.map(({ env: _env, planEnv: _planEnv, appDir, ...environment }) => ({
+    ...environment,
+    ...(appDir === undefined ? {} : { appDir: normalizeAppDir(appDir) }),
+  }));
 }
 
 /** The engine binary: as configured, else tofu or terraform on PATH. */

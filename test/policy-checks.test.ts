@@ -5,7 +5,7 @@ import { decideApply } from "../src/domain/decisions.ts";
 import type { CommandReport } from "../src/engine/report.ts";
 import { parsePolicy } from "../src/policy/policy.ts";
 import { evaluateRules, ruleFileSchema } from "../src/policy/rules.ts";
-import { failsPolicyChecks, policySection } from "../src/service/plan-gates.ts";
+import { failsPlanGates, policySection } from "../src/service/plan-gates.ts";
 import type { Violation } from "../src/store/records.ts";
 import { runCli } from "./support/cli.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
@@ -142,10 +142,10 @@ describe("JSON policy rules", () => {
         "After the merge, the apply of these stacks stops as `blocked` until the violations are fixed.",
       ].join("\n"),
     );
-    expect(failsPolicyChecks(report)).toBe(true);
+    expect(failsPlanGates(report)).toBe(true);
     const clean = { ...report, stacks: report.stacks.slice(1) };
     expect(policySection(clean)).toBeUndefined();
-    expect(failsPolicyChecks(clean)).toBe(false);
+    expect(failsPlanGates(clean)).toBe(false);
   });
 });
 

@@ -14,6 +14,7 @@ import { type RunnerConfig, readRunnerConfig } from "../config/runner-config.ts"
 import { applyCommand } from "../engine/apply.ts";
 import { driftCommand } from "../engine/drift.ts";
 import { planCommand } from "../engine/plan.ts";
+import { promoteCommand } from "../engine/promote.ts";
 import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
 import { type SynthReport, synthCommand } from "../engine/synth.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
@@ -29,10 +30,11 @@ const USAGE = `Usage:
   gitops-runner apply  --repo URL|PATH [--ref REF] [--stack NAME]... [--allow-destroy] [--json]
   gitops-runner drift  --repo URL|PATH [--stack NAME]... [--correct] [--json]
   gitops-runner audit  --repo URL|PATH [--stack NAME]... [--since TIME] [--until TIME] [--json]
+  gitops-runner promote --repo URL|PATH --from ENV --to ENV [--json]
 common: [--data-dir DIR] [--app-dir PATH-IN-REPO] [--config FILE]
   gitops-runner migrate-store --config FILE [--data-dir DIR] [--json]   (the embedded store into PostgreSQL)`;
 
-const COMMANDS = ["synth", "plan", "apply", "drift", "audit"] as const;
+const COMMANDS = ["synth", "plan", "apply", "drift", "audit", "promote"] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
@@ -41,6 +43,7 @@ const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
   apply: ["ref", "stack", "allow-destroy"],
   drift: ["stack", "correct"],
   audit: ["stack", "since", "until"],
+  promote: ["from", "to"],
 };
 
 export interface Output {
@@ -124,6 +127,11 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
         case "drift":
           report = await driftCommand(context, { stacks, correct: values.correct ? "all" : "none" });
           break;
+        case "promote":
+          if (!values.from || !values.to)
+            throw new RunnerError("USAGE", "promote needs --from ENV and --to ENV");
+          report = await promoteCommand(context, { from: values.from, to: values.to });
+          break;
       }
       // The table follows the progress lines, apart from them.
       if (terminal) output.stderr("\n");
@@ -166,6 +174,8 @@ function parse(argv: readonly string[]) {
       correct: { type: "boolean" },
       since: { type: "string" },
       until: { type: "string" },
+      from: { type: "string" },
+      to: { type: "string" },
       json: { type: "boolean" },
       "data-dir": { type: "string" },
       "app-dir": { type: "string" },

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { RunnerError } from "../errors.ts";
+import { policyDefaultsSchema } from "../policy/policy.ts";
 
 const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "not a variable name"), z.string());
 
@@ -62,6 +63,31 @@ const apiTokenSchema = z.strictObject({
     .regex(/^[A-Za-z0-9._@-]+$/, "letters, digits, '.', '_', '@' and '-'"),
   tokenEnv: envNameSchema,
   access: z.enum(["read", "write"]).default("write"),
+});
+
+/** An environment: the stacks it holds, its credentials, policy defaults and own values; their order is promotion's. */
+const environmentSchema = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .max(50)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, "letters, digits, '_' and '-'"),
+  /** The app folder whose stacks it holds (one app folder per environment); any when unset. */
+  appDir: z.string().exactOptional(),
+  /** Stack names or patterns with `*`; every stack of its app folder when unset. */
+  stacks: z.array(z.string().min(1)).default([]),
+  env: envSchema.optional(),
+  planEnv: envSchema.optional(),
+  policy: policyDefaultsSchema.exactOptional(),
+  /** The environment's own values (sizes, address ranges), which promotion compares without. */
+  values: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9_]+$/, "letters, digits and '_'"),
+      z.union([z.string(), z.number(), z.boolean()]),
+    )
+    .default({}),
+  /** Its stacks apply only what the environment before applied; the first environment is never gated. */
+  requirePromotion: z.boolean().default(true),
 });
 
 /** The runner's own configuration file (JSON); never read from the watched repository. */
@@ -175,6 +201,15 @@ const runnerConfigSchema = z.strictObject({
   /** Variables for plans and drift reports of every stack (read-only credentials); pull-request plans get only these. */
   planEnv: envSchema.default({}),
   stacks: z.record(z.string(), stackConfigSchema).default({}),
+  /** Environments in promotion order: dev before staging before prod. */
+  environments: z
+    .array(environmentSchema)
+    .default([])
+    .refine(
+      (environments) =>
+        new Set(environments.map((environment) => environment.name)).size === environments.length,
+      "environment names must be unique",
+    ),
 });
 
 export type RunnerConfig = z.infer<typeof runnerConfigSchema>;

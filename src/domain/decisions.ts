@@ -1,6 +1,7 @@
 import type { StackPolicy } from "../policy/policy.ts";
 import type { Violation } from "../store/records.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
+import type { PromotionVerdict } from "./environments.ts";
 
 /**
  * What to do with a plan, decided from plain data: apply it, accept that
@@ -20,6 +21,8 @@ export interface ApplyRules {
   readonly policy: StackPolicy;
   /** What the policy checks found in the plan; approvable ones yield to a person's approval of the plan. */
   readonly violations?: readonly Violation[];
+  /** What the promotion rule says of this configuration: a block no approval lifts. */
+  readonly promotion?: PromotionVerdict;
   /** A person approved destroying (--allow-destroy). */
   readonly allowDestroy: boolean;
   /** The service applies merges only where autoApply is on; the CLI applies what it is told. */
@@ -37,6 +40,8 @@ export function decideApply(plan: PlanFacts, rules: ApplyRules): ApplyDecision {
   const violations = rules.violations ?? [];
   const binding = rules.approval ? violations.filter((violation) => !violation.approvable) : violations;
   if (plan.hasChanges && binding.length > 0) return { kind: "block", reason: violationsReason(binding) };
+  if (plan.hasChanges && rules.promotion?.kind === "blocked")
+    return { kind: "block", reason: rules.promotion.reason };
   if (rules.approval) {
     if (!sameChanges(plan.resources, rules.approval.resources)) {
       return {

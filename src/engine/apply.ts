@@ -9,6 +9,7 @@ import { type EngineContext, stackKey, stackLockKey } from "./context.ts";
 import { withStackLock } from "./lock.ts";
 import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
 import { checked, checkPolicy } from "./policy-checks.ts";
+import { promotionDependencies, promotionOf } from "./promotion.ts";
 import type { CommandReport, StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
 import { acceptUnchanged, applyPlanned, discardPlan, planRecord, planStack } from "./stack-steps.ts";
@@ -32,16 +33,34 @@ export async function applyCommand(context: EngineContext, options: ApplyOptions
   return withSynthesizedCommit(context, options.ref, options.stacks, async (app) => {
     const { commit } = app;
     const decisions = decideAffected(app.stacks, await appliedBaselines(context), options.stacks);
-    const affected = app.stacks.filter((stack) => decisions.get(stack.name)?.affected);
+    // A later environment's stack applies after its counterpart in the one before.
+    const waits = promotionDependencies(
+      context,
+      app.stacks.filter((stack) => decisions.get(stack.name)?.affected),
+    );
+    const affected = app.stacks
+      .filter((stack) => decisions.get(stack.name)?.affected)
+      .map((stack) => {
+        const counterpart = waits.get(stack.name);
+        return counterpart ? { ...stack, dependencies: [...stack.dependencies, counterpart] } : stack;
+      });
     const results = await runInDependencyOrder(
       affected,
       context.parallelism,
       (stack) => applyOne(context, app, stack, options),
       (report) => report.status === "applied" || report.status === "no-changes",
-      (stack, dependency, dependencyReport) =>
-        dependencyReport.status === "blocked"
+      (stack, dependency, dependencyReport) => {
+        if (waits.get(stack.name) === dependency) {
+          return skipped(
+            stack.name,
+            commit,
+            `promotion: waits for ${dependency}, which is ${dependencyReport.status}`,
+          );
+        }
+        return dependencyReport.status === "blocked"
           ? skipped(stack.name, commit, `dependency ${dependency} is blocked`)
-          : skippedForFailure(stack, commit, dependency),
+          : skippedForFailure(stack, commit, dependency);
+      },
     );
     return {
       commit,
@@ -80,9 +99,12 @@ async function applyOne(
         });
         const recorded = planRecord(planned, context.redact);
         const violations = await checkPolicy(context, scope, app, stack.name, recorded.plan);
+        // A counterpart applied earlier in this command is in the audit trail by now.
+        const promotion = await promotionOf(context, stack, new Map());
         const decision = decideApply(planned, {
           policy,
           violations,
+          promotion,
           allowDestroy: options.allowDestroy,
           honourAutoApply: options.honourAutoApply === true,
           ...(options.approval ? { approval: options.approval } : {}),
@@ -92,6 +114,9 @@ async function applyOne(
           resources: planned.resources,
           planText: planned.text,
           ...(violations.length > 0 ? { violations } : {}),
+          ...(stack.environment
+            ? { environment: { name: stack.environment, promotion, autoApply: policy.autoApply } }
+            : {}),
         };
         const audited = {
           stack: stack.name,
@@ -99,6 +124,8 @@ async function applyOne(
           commit: app.commit,
           summary: planned.summary,
           resources: planned.resources,
+          ...(stack.environment ? { environment: stack.environment } : {}),
+          ...(stack.promotionHash ? { promotionHash: stack.promotionHash } : {}),
         };
         switch (decision.kind) {
           case "block":

@@ -45,6 +45,8 @@ export function snapshotOf(context: EngineContext, app: SynthesizedApp): Omit<Sn
       dependencies: stack.dependencies,
       hash: stack.hash,
       policy: app.policy.forStack(stack.name),
+      ...(stack.environment ? { environment: stack.environment } : {}),
+      ...(stack.promotionHash ? { promotionHash: stack.promotionHash } : {}),
     })),
     ...(app.policy.file ? { policyFile: app.policy.file } : {}),
   };

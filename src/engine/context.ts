@@ -1,5 +1,6 @@
 import path from "node:path";
 import type { Logger } from "pino";
+import type { Environment } from "../domain/environments.ts";
 import type { Repository } from "../git/repository.ts";
 import type { Sandbox } from "../process/sandbox.ts";
 import type {
@@ -105,6 +106,8 @@ export interface EngineContext {
    * reviewed yet, get the plan credentials only.
    */
   readonly stackEnv: (stack: string, purpose: EnvPurpose) => Readonly<Record<string, string>>;
+  /** Environments in promotion order, from the runner's configuration (none: no promotion rule). */
+  readonly environments: readonly Environment[];
   /** The allow-listed environment for synthesis and dependency installs. */
   readonly toolEnv: Readonly<Record<string, string>>;
   /** Replaces every value the runner injects from its configuration by "(redacted)". */

@@ -5,6 +5,7 @@ import { type Affected, decideAffected, type StackBaseline } from "./affected.ts
 import { commitSnapshot, withSynthesizedCommit } from "./commit.ts";
 import { appKey, type EngineContext } from "./context.ts";
 import { checked, checkPolicy } from "./policy-checks.ts";
+import { promotionOf } from "./promotion.ts";
 import { type CommandReport, EMPTY_SUMMARY, type StackReport } from "./report.ts";
 import { recordedRun } from "./stack-run.ts";
 import { discardPlan, planRecord, planStack } from "./stack-steps.ts";
@@ -39,12 +40,14 @@ async function planAffected(
       .map((record) => record.stack),
   );
   const unsettled = (name: string) => affectedNames.has(name) || !applied.has(name);
+  // On merge, a later environment's stack applies after its affected counterpart of the one before.
+  const inChange = new Map(affected.map((stack) => [stack.name, stack]));
   const results = await runInDependencyOrder(
     affected,
     context.parallelism,
     (stack) => {
       const producers = [...ancestorsOf(app.stacks, stack.name)].filter(unsettled);
-      return planOne(context, app, stack, producers);
+      return planOne(context, app, stack, producers, inChange);
     },
     (report) => report.status !== "failed",
     (stack, dependency) => skippedForFailure(stack, app.commit, dependency),
@@ -60,6 +63,7 @@ async function planOne(
   app: SynthesizedApp,
   stack: AppStack,
   producers: readonly string[],
+  inChange: ReadonlyMap<string, AppStack>,
 ): Promise<StackReport> {
   const policy = app.policy.forStack(stack.name);
   const provisional = producers.length > 0;
@@ -72,6 +76,11 @@ async function planOne(
     const blocks = wouldBlock(planned.destroys, policy);
     const recorded = planRecord(planned, context.redact);
     const violations = await checkPolicy(context, scope, app, stack.name, recorded.plan);
+    const promotion = await promotionOf(context, stack, inChange);
+    const blockedBy = [
+      ...(violations.length > 0 ? [violationsReason(violations)] : []),
+      ...(promotion.kind === "blocked" && planned.hasChanges ? [promotion.reason] : []),
+    ];
     return {
       report: {
         status: planned.hasChanges ? "changes" : "no-changes",
@@ -80,7 +89,11 @@ async function planOne(
         planText: planned.text,
         ...(blocks ? { wouldBlock: blocks } : {}),
         ...(provisional ? { provisional } : {}),
-        ...(violations.length > 0 ? { violations, reason: violationsReason(violations) } : {}),
+        ...(violations.length > 0 ? { violations } : {}),
+        ...(blockedBy.length > 0 ? { reason: blockedBy.join("; ") } : {}),
+        ...(stack.environment
+          ? { environment: { name: stack.environment, promotion, autoApply: policy.autoApply } }
+          : {}),
       },
       outcome: {
         status: "succeeded",

@@ -1,5 +1,6 @@
 import type { Violation } from "../store/records.ts";
 import type { PlanSummary } from "../terraform/plan-json.ts";
+import type { StackEnvironment } from "./promotion.ts";
 
 /** A stack's result, as the CLI's JSON and the PR table show it. */
 export type StackStatus =
@@ -30,6 +31,8 @@ export interface StackReport {
   readonly provisional?: boolean;
   /** What the policy checks found in the plan (any blocks the apply; the JSON says wouldBlock). */
   readonly violations?: readonly Violation[];
+  /** The stack's environment and what promotion says of it (a block is wouldBlock in the JSON). */
+  readonly environment?: StackEnvironment;
   readonly summary: PlanSummary;
   readonly resources: readonly ResourceReport[];
   /** The recorded run; null for a stack that did not run (skipped). */
@@ -46,6 +49,12 @@ export interface StackReport {
 export interface CommandReport {
   readonly commit: string;
   readonly stacks: readonly StackReport[];
+}
+
+/** A plan whose apply the policy checks or the promotion rule would stop. */
+function gated(stack: StackReport): boolean {
+  if (stack.status !== "changes") return false;
+  return (stack.violations?.length ?? 0) > 0 || stack.environment?.promotion.kind === "blocked";
 }
 
 export const EMPTY_SUMMARY: PlanSummary = { add: 0, change: 0, destroy: 0, replace: 0, import: 0 };
@@ -72,8 +81,8 @@ export function toJson(report: CommandReport): unknown {
       status: stack.status,
       ...(stack.reason !== undefined ? { reason: stack.reason } : {}),
       ...(stack.pending !== undefined ? { pending: stack.pending } : {}),
-      ...(stack.wouldBlock !== undefined || stack.violations?.length
-        ? { wouldBlock: stack.wouldBlock === true || (stack.violations?.length ?? 0) > 0 }
+      ...(stack.wouldBlock !== undefined || gated(stack)
+        ? { wouldBlock: stack.wouldBlock === true || gated(stack) }
         : {}),
       ...(stack.provisional !== undefined ? { provisional: stack.provisional } : {}),
       summary: stack.summary,

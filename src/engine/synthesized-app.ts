@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
+import { environmentOf, normalizeForPromotion } from "../domain/environments.ts";
 import { type PolicyChecks, readPolicyChecks } from "../policy/checks.ts";
 import { type Policy, readPolicy } from "../policy/policy.ts";
 import { outputDir } from "../state/data-dir.ts";
@@ -16,6 +17,9 @@ export interface AppStack {
   readonly dir: string;
   /** The normalized hash of what the stack deploys. */
   readonly hash: string;
+  /** The environment the stack belongs to, and the hash of its configuration without that environment's names and values. */
+  readonly environment?: string;
+  readonly promotionHash?: string;
 }
 
 export interface SynthesizedApp {
@@ -74,11 +78,24 @@ export async function synthesizeCommit(context: EngineContext, commit: string): 
       engine: await context.terraform.engine(signal),
       ...signal,
     });
-    const policy = await readPolicy(appDir);
+    const member = (name: string) => environmentOf(context.environments, context.appDir, name);
+    const filePolicy = await readPolicy(appDir);
+    const policy: Policy = {
+      ...filePolicy,
+      forStack: (name) => filePolicy.forStack(name, member(name)?.environment.policy),
+    };
     const checks = await readPolicyChecks(appDir);
     const noise = { [checkoutDir]: "<checkout>", [outDir]: "<out>" };
     const stacks = await Promise.all(
-      synth.stacks.map(async (stack) => ({ ...stack, hash: await stackHash(stack.dir, noise) })),
+      synth.stacks.map(async (stack) => {
+        const hash = await stackHash(stack.dir, noise);
+        const environment = member(stack.name)?.environment;
+        if (!environment) return { ...stack, hash };
+        const promotionHash = await stackHash(stack.dir, noise, (config) =>
+          normalizeForPromotion(config, environment),
+        );
+        return { ...stack, hash, environment: environment.name, promotionHash };
+      }),
     );
     context.logger.info(
       { commit, stacks: stacks.length, durationMs: Math.round(synth.durationMs) },

@@ -30,7 +30,12 @@ export interface StackPolicy {
 }
 
 export interface Policy {
-  forStack(name: string): StackPolicy;
+  /**
+   * The stack's policy: the built-in defaults, the file's `default` entry,
+   * then `environmentDefaults` (its environment's, from the runner's
+   * configuration), then the stack's own entry.
+   */
+  forStack(name: string, environmentDefaults?: PolicyDefaults): StackPolicy;
   /** The policy file's path relative to the app directory, if there is one. */
   readonly file?: string;
   /** Stacks with an entry of their own, in file order (`default` is not one). */
@@ -118,6 +123,10 @@ const entrySchema = z.strictObject({
 });
 
 type PolicyEntry = z.infer<typeof entrySchema>;
+
+/** Policy fields an environment of the runner's configuration sets for its stacks. */
+export const policyDefaultsSchema = entrySchema.omit({ renamedFrom: true });
+export type PolicyDefaults = z.infer<typeof policyDefaultsSchema>;
 
 const policySchema = z.record(z.string(), entrySchema);
 
@@ -318,7 +327,10 @@ function buildPolicy(file: string | undefined, entries: ReadonlyMap<string, Poli
   return Object.freeze({
     ...(file === undefined ? {} : { file }),
     stackNames: Object.freeze([...byStack.keys()]),
-    forStack: (name: string): StackPolicy => byStack.get(name) ?? base,
+    forStack: (name: string, environmentDefaults?: PolicyDefaults): StackPolicy =>
+      environmentDefaults
+        ? merge(merge(base, environmentDefaults), entries.get(name))
+        : (byStack.get(name) ?? base),
   });
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { glob } from "../domain/glob.ts";
 import type { Violation } from "../store/records.ts";
 
 /**
@@ -151,13 +152,4 @@ function at(value: unknown, path: readonly string[]): unknown {
     current = (current as Record<string, unknown>)[segment];
   }
   return current;
-}
-
-function glob(pattern: string): RegExp {
-  return new RegExp(
-    `^${pattern
-      .split("*")
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
-      .join(".*")}$`,
-  );
 }

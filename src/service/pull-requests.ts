@@ -12,7 +12,7 @@ import {
   statusDescription,
 } from "../forge/comment.ts";
 import type { CommitState, Forge } from "../forge/forge.ts";
-import { failsPolicyChecks, policySection } from "./plan-gates.ts";
+import { environmentSection, failsPlanGates, policySection } from "./plan-gates.ts";
 
 export const PLAN_STATUS = "gitops-runner/plan";
 export const APPLY_STATUS = "gitops-runner/apply";
@@ -63,7 +63,9 @@ export class PullRequestFlow {
     if (context.signal?.aborted) return;
 
     const details = planDetails(report);
-    const extraSections = [policySection(report)].filter((section) => section !== undefined);
+    const extraSections = [policySection(report), environmentSection(report)].filter(
+      (section) => section !== undefined,
+    );
     const bodies = renderPlanComment(
       { report, headSha: head, details, notices, extraSections, ...(runUrl ? { runUrl } : {}) },
       forge.maxCommentLength,
@@ -71,7 +73,7 @@ export class PullRequestFlow {
     await this.#upsert(number, COMMENT_MARKER, bodies);
     const failed =
       notices.length > 0 ||
-      failsPolicyChecks(report) ||
+      failsPlanGates(report) ||
       report.stacks.some(
         (stack) =>
           stack.status === "failed" || stack.skippedForFailure || (stack.wouldBlock && !stack.provisional),

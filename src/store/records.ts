@@ -125,6 +125,9 @@ export interface SnapshotStack {
   readonly dependencies: readonly string[];
   readonly hash: string;
   readonly policy: StackPolicy;
+  /** The environment the stack belongs to, and its configuration's hash without that environment's own names and values. */
+  readonly environment?: string;
+  readonly promotionHash?: string;
 }
 
 export interface Snapshot extends AppKey {

@@ -13,11 +13,19 @@ const PLAN_FILE = /\.tfplan$/;
  * module file in its folder. Two synths of the same commit in different
  * checkouts hash the same; any change Terraform would see changes the hash.
  */
-export async function stackHash(stackDir: string, noise: Readonly<Record<string, string>>): Promise<string> {
+export async function stackHash(
+  stackDir: string,
+  noise: Readonly<Record<string, string>>,
+  /** Also rewrites the parsed cdk.tf.json, e.g. without an environment's own names and values (promotion). */
+  normalize?: (config: unknown) => unknown,
+): Promise<string> {
   const hash = createHash("sha256");
   for (const file of await filesUnder(stackDir)) {
     let content: string | Buffer = await readFile(path.join(stackDir, file));
-    if (file === "cdk.tf.json") content = normalizeStackJson(content.toString("utf8"), noise);
+    if (file === "cdk.tf.json") {
+      content = normalizeStackJson(content.toString("utf8"), noise);
+      if (normalize) content = JSON.stringify(normalize(JSON.parse(content)));
+    }
     hash.update(`${file}\0${content.length}\0`);
     hash.update(content);
   }
