@@ -7,6 +7,7 @@ import type { RunnerConfig } from "./config/runner-config.ts";
 import { type Environment as AppEnvironment, environmentOf } from "./domain/environments.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
+import type { Forge } from "./forge/forge.ts";
 import { findExecutable } from "./fs.ts";
 import { openRepository } from "./git/repository.ts";
 import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
@@ -317,6 +318,27 @@ function stackEnvironment(config: RunnerConfig, env: Environment, appDir: string
     const apply = { ...inherited, ...config.env, ...environment?.env, ...own?.env };
     return purpose === "apply" ? apply : { ...apply, ...plan };
   };
+}
+
+/**
+ * The forge client the configuration names, when its token is known; its
+ * token reaches only the forge, never synth or terraform. Loaded on demand:
+ * commands without a forge do not pay for its client.
+ */
+export async function openForge(config: RunnerConfig, token: string | undefined): Promise<Forge | undefined> {
+  const forge = config.forge;
+  if (!forge || !token) return undefined;
+  if (forge.type === "github") {
+    const { githubForge } = await import("./forge/github.ts");
+    return githubForge({
+      owner: forge.owner,
+      repo: forge.repo,
+      token,
+      ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}),
+    });
+  }
+  const { gitlabForge } = await import("./forge/gitlab.ts");
+  return gitlabForge({ project: forge.project, token, ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}) });
 }
 
 /** The configured environments, in promotion order, as the engine reads them (credentials left out). */

@@ -1,3 +1,4 @@
+import type { RollbackResult } from "../engine/rollback.ts";
 import type { AuditEntry } from "../store/records.ts";
 import { counts } from "./render.ts";
 
@@ -43,4 +44,16 @@ function who(entry: AuditEntry): string {
   ].filter(Boolean);
   if (people.length > 0) return people.join(", ");
   return entry.commitAuthor ? `author ${entry.commitAuthor}` : entry.trigger;
+}
+
+/** What a rollback did, for people: the branch, and the pull request or what to do next. */
+export function renderRollback(result: RollbackResult): string {
+  const lines = [
+    `rollback of ${result.stack} to ${result.to.slice(0, 12)}: pushed branch ${result.branch} (commit ${result.commit.slice(0, 12)})`,
+    result.pullRequest
+      ? `opened pull request #${result.pullRequest.number}: ${result.pullRequest.url}`
+      : `no forge is configured: open a pull request from ${result.branch} into ${result.base}`,
+    ...(result.alsoChanges.length > 0 ? [`it also changes: ${result.alsoChanges.join(", ")}`] : []),
+  ];
+  return `${lines.join("\n")}\n`;
 }

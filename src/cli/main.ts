@@ -6,20 +6,23 @@ import {
   createLogger,
   defaultDataDir,
   type Environment,
+  openForge,
   openRecords,
   openRunner,
   redactorFor,
 } from "../composition.ts";
 import { type RunnerConfig, readRunnerConfig } from "../config/runner-config.ts";
 import { applyCommand } from "../engine/apply.ts";
+import type { EngineContext } from "../engine/context.ts";
 import { driftCommand } from "../engine/drift.ts";
 import { planCommand } from "../engine/plan.ts";
 import { promoteCommand } from "../engine/promote.ts";
 import { type CommandReport, exitCode, toJson } from "../engine/report.ts";
+import { type RollbackResult, rollbackCommand } from "../engine/rollback.ts";
 import { type SynthReport, synthCommand } from "../engine/synth.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { auditBound } from "../service/audit-time.ts";
-import { renderAudit } from "./audit.ts";
+import { renderAudit, renderRollback } from "./audit.ts";
 import { progressCallbacks } from "./progress.ts";
 import { renderReport, renderSynth } from "./render.ts";
 
@@ -31,10 +34,11 @@ const USAGE = `Usage:
   gitops-runner drift  --repo URL|PATH [--stack NAME]... [--correct] [--json]
   gitops-runner audit  --repo URL|PATH [--stack NAME]... [--since TIME] [--until TIME] [--json]
   gitops-runner promote --repo URL|PATH --from ENV --to ENV [--json]
+  gitops-runner rollback --repo URL|PATH --stack NAME --to COMMIT [--json]
 common: [--data-dir DIR] [--app-dir PATH-IN-REPO] [--config FILE]
   gitops-runner migrate-store --config FILE [--data-dir DIR] [--json]   (the embedded store into PostgreSQL)`;
 
-const COMMANDS = ["synth", "plan", "apply", "drift", "audit", "promote"] as const;
+const COMMANDS = ["synth", "plan", "apply", "drift", "audit", "promote", "rollback"] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
@@ -44,6 +48,7 @@ const ALLOWED_FLAGS: Record<Command, readonly string[]> = {
   drift: ["stack", "correct"],
   audit: ["stack", "since", "until"],
   promote: ["from", "to"],
+  rollback: ["stack", "to"],
 };
 
 export interface Output {
@@ -127,6 +132,11 @@ export async function main(argv: readonly string[], env: Environment, output: Ou
         case "drift":
           report = await driftCommand(context, { stacks, correct: values.correct ? "all" : "none" });
           break;
+        case "rollback": {
+          const result = await rollbackCli(context, config, env, values);
+          output.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : renderRollback(result));
+          return 0;
+        }
         case "promote":
           if (!values.from || !values.to)
             throw new RunnerError("USAGE", "promote needs --from ENV and --to ENV");
@@ -206,6 +216,32 @@ function optional<T extends Record<string, string | undefined>>(values: T): { [K
   return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as {
     [K in keyof T]?: string;
   };
+}
+
+/** `rollback`: a branch restoring the app's files, and a pull request from it when a forge is configured. */
+async function rollbackCli(
+  context: EngineContext,
+  config: RunnerConfig,
+  env: Environment,
+  values: { stack?: string[]; to?: string },
+): Promise<RollbackResult> {
+  const [stack, ...more] = values.stack ?? [];
+  if (!stack || more.length > 0 || !values.to) {
+    throw new RunnerError("USAGE", "rollback needs one --stack NAME and --to COMMIT");
+  }
+  const token = config.forge ? env[config.forge.tokenEnv] : undefined;
+  if (config.forge && !token) {
+    throw new RunnerError(
+      "CONFIG_INVALID",
+      `forge.tokenEnv: the environment variable ${config.forge.tokenEnv} is not set`,
+    );
+  }
+  const forge = await openForge(config, token);
+  return rollbackCommand(
+    context,
+    { stack, to: values.to, ...(context.origin?.user ? { requestedBy: context.origin.user } : {}) },
+    forge?.pullRequests,
+  );
 }
 
 /** `audit`: the applied changes the records hold, newest first; reads the store and nothing else. */

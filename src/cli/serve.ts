@@ -2,17 +2,20 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
-import { createLogger, defaultDataDir, type Environment, openRunner, redactorFor } from "../composition.ts";
 import {
-  type RunnerConfig,
+  createLogger,
+  defaultDataDir,
+  type Environment,
+  openForge,
+  openRunner,
+  redactorFor,
+} from "../composition.ts";
+import {
   readRunnerConfig,
   resolveSecrets,
   type ServeSecrets,
   secretValues,
 } from "../config/runner-config.ts";
-import type { Forge } from "../forge/forge.ts";
-import { githubForge } from "../forge/github.ts";
-import { gitlabForge } from "../forge/gitlab.ts";
 import { buildHttpApp } from "../http/app.ts";
 import {
   createNotifier,
@@ -67,7 +70,7 @@ export async function serve(
       logger,
       targets: secrets.notifications.map(notificationTarget),
     });
-    const forge = buildForge(config, secrets);
+    const forge = await openForge(config, secrets.forge?.token);
     const runUrl = config.publicUrl
       ? (runId: string) => new URL(`runs/${runId}`, config.publicUrl).toString()
       : undefined;
@@ -164,19 +167,4 @@ function notificationTarget(target: ServeSecrets["notifications"][number]): Noti
     case "email":
       return emailTarget(target);
   }
-}
-
-/** The forge client the configuration names; its token reaches only the forge, never synth or terraform. */
-function buildForge(config: RunnerConfig, secrets: ServeSecrets): Forge | undefined {
-  const forge = config.forge;
-  const token = secrets.forge?.token;
-  if (!forge || !token) return undefined;
-  return forge.type === "github"
-    ? githubForge({
-        owner: forge.owner,
-        repo: forge.repo,
-        token,
-        ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}),
-      })
-    : gitlabForge({ project: forge.project, token, ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}) });
 }

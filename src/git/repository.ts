@@ -20,6 +20,19 @@ export interface Repository {
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** The commit's author as git records it: "Name <email>". */
   commitAuthor(commit: string): Promise<string>;
+  /**
+   * A new commit on top of `base` whose folder `dir` ("" for every file) is as
+   * it was at `from`; undefined when it is so already. Nothing is checked out.
+   */
+  restoreCommit(request: {
+    readonly base: string;
+    readonly from: string;
+    readonly dir: string;
+    readonly message: string;
+    readonly author: { readonly name: string; readonly email: string };
+  }): Promise<string | undefined>;
+  /** Pushes a commit to a new branch of the remote. */
+  pushBranch(commit: string, branch: string): Promise<void>;
   /** Checks a commit out into `dir`; returns a function that removes it. */
   checkout(commit: string, dir: string): Promise<() => Promise<void>>;
   /** Forgets checkouts whose folders are gone (a process that died left them registered). */
@@ -85,13 +98,20 @@ export class GitRepository implements Repository {
   }
 
   async resolve(ref: string): Promise<string> {
+    let resolved = "";
+    let failure: unknown;
     try {
-      return (await this.#git.raw(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`])).trim();
+      resolved = (await this.#git.raw(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`])).trim();
     } catch (error) {
+      failure = error;
+    }
+    // With --quiet, git says nothing when the ref is unknown: simple-git then reports no error, only no output.
+    if (resolved === "") {
       throw new RunnerError("GIT_REF_UNKNOWN", `git: ${this.#options.url} has no ref or commit "${ref}"`, {
-        cause: error,
+        cause: failure,
       });
     }
+    return resolved;
   }
 
   async mergeBase(a: string, b: string): Promise<string | undefined> {
@@ -111,6 +131,60 @@ export class GitRepository implements Repository {
 
   async commitAuthor(commit: string): Promise<string> {
     return (await this.#raw(["log", "-1", "--format=%an <%ae>", commit, "--"])).trim();
+  }
+
+  async restoreCommit(request: {
+    readonly base: string;
+    readonly from: string;
+    readonly dir: string;
+    readonly message: string;
+    readonly author: { readonly name: string; readonly email: string };
+  }): Promise<string | undefined> {
+    const index = path.join(this.#options.mirrorDir, `restore-${process.pid}-${Date.now()}.index`);
+    const git = this.#client(this.#options.mirrorDir, {
+      GIT_INDEX_FILE: index,
+      GIT_AUTHOR_NAME: request.author.name,
+      GIT_AUTHOR_EMAIL: request.author.email,
+      GIT_COMMITTER_NAME: request.author.name,
+      GIT_COMMITTER_EMAIL: request.author.email,
+    });
+    const run = async (args: string[]) => {
+      try {
+        return (await git.raw(args)).trim();
+      } catch (error) {
+        throw new RunnerError("GIT_FAILED", `git ${args[0]}: ${firstLine(error)}`, { cause: error });
+      }
+    };
+    try {
+      if (request.dir === "") {
+        await run(["read-tree", request.from]);
+      } else {
+        await run(["read-tree", request.base]);
+        await run(["rm", "-r", "--cached", "--quiet", "--ignore-unmatch", "--", request.dir]);
+        const tree = await run(["rev-parse", "--verify", "--quiet", `${request.from}:${request.dir}`]);
+        await run(["read-tree", `--prefix=${request.dir}/`, tree]);
+      }
+      const tree = await run(["write-tree"]);
+      if (tree === (await run(["rev-parse", `${request.base}^{tree}`]))) return undefined;
+      return await run(["commit-tree", tree, "-p", request.base, "-m", request.message]);
+    } finally {
+      await rm(index, { force: true });
+    }
+  }
+
+  async pushBranch(commit: string, branch: string): Promise<void> {
+    try {
+      // The remote by its address: the mirror's own remote pushes every ref, and takes no refspec.
+      await this.#git.raw(["push", "--quiet", this.#options.url, `${commit}:refs/heads/${branch}`]);
+    } catch (error) {
+      throw new RunnerError(
+        "GIT_UNREACHABLE",
+        `git: cannot push ${branch} to ${this.#options.url}: ${firstLine(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
   }
 
   async checkout(commit: string, dir: string): Promise<() => Promise<void>> {
@@ -145,16 +219,17 @@ export class GitRepository implements Repository {
     return this.#mirror;
   }
 
-  #client(baseDir: string): SimpleGit {
+  #client(baseDir: string, extra: Readonly<Record<string, string>> = {}): SimpleGit {
+    const env = { ...this.#options.env, ...extra };
     return simpleGit({
       baseDir,
       timeout: { block: this.#options.timeoutMs },
-      allowEnvironment: Object.keys(this.#options.env),
+      allowEnvironment: Object.keys(env),
       // The environment is the operator's (the composition root picks it), never a
       // repository's: git settings given there, through GIT_CONFIG_COUNT and its entries
       // or GIT_CONFIG_GLOBAL/SYSTEM, are theirs to make, URL rewrites included.
       unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeConfigPaths: true, allowUnsafeUrlRewrite: true },
-    }).env({ ...this.#options.env });
+    }).env(env);
   }
 }
 

@@ -9,6 +9,7 @@ import { serializeRequest } from "./logging.ts";
 import { runPageRoutes } from "./pages/run-page.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { rollbackRoutes } from "./routes/rollback.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
 import { triggerRoutes } from "./routes/triggers.ts";
@@ -67,6 +68,7 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   runRoutes(app, { service, access, runUrl });
   triggerRoutes(app, { service, access });
   auditRoutes(app, { service, access });
+  rollbackRoutes(app, { service, access });
   runPageRoutes(app, { service, access, runUrl });
   return app;
 }

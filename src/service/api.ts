@@ -1,3 +1,4 @@
+import type { RollbackResult } from "../engine/rollback.ts";
 import type { ForgeEvent } from "../forge/webhooks.ts";
 import type { AuditEntry, DriftStatus, RunKind, RunRecord, RunStatus, RunSummary } from "../store/records.ts";
 
@@ -78,6 +79,16 @@ export interface ServiceApi {
   approve(runId: string, tokenName?: string): Promise<Accepted>;
   /** The audit trail: applied changes, newest first. */
   listAudit(filter: AuditQuery): Promise<AuditEntry[]>;
+  /**
+   * A branch restoring the app's files to what the stack was applied at, and
+   * a pull request from it; throws STACK_UNKNOWN, GIT_REF_UNKNOWN,
+   * COMMIT_NOT_APPLIED or NOTHING_TO_ROLL_BACK.
+   */
+  rollback(request: {
+    readonly stack: string;
+    readonly to: string;
+    readonly tokenName?: string;
+  }): Promise<RollbackResult>;
   /** Releases the store's lock on a stack; throws STACK_UNKNOWN. Returns whether a lock was held. */
   releaseLock(stack: string): Promise<{ readonly released: boolean }>;
   /**

@@ -2,8 +2,8 @@ import type { Logger } from "pino";
 import type { PullRequests } from "../forge/forge.ts";
 import type { EventRecord, PullRequestOrigin, RunOrigin } from "../store/records.ts";
 
-/** What the audit trail asks of the forge about a pull request. */
-export type PullRequestDirectory = Pick<PullRequests, "get" | "approvers">;
+/** What the audit trail asks of the forge about a pull request, and a rollback's pull request. */
+export type PullRequestDirectory = Pick<PullRequests, "get" | "approvers" | "create">;
 
 /**
  * Who and what asked for an event, from the event itself: the webhook

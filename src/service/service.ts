@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { appKey, type EngineContext, stackKey, stackLockKey } from "../engine/context.ts";
 import { processHolderPrefix } from "../engine/lock.ts";
+import { type RollbackResult, rollbackCommand } from "../engine/rollback.ts";
 import { RunnerError } from "../errors.ts";
 import type { ForgeEvent } from "../forge/webhooks.ts";
 import type { Notifier } from "../notify/notifier.ts";
@@ -239,6 +240,31 @@ export class RunnerService implements ServiceApi {
       ...(filter.until ? { until: filter.until } : {}),
       limit: Math.min(filter.limit ?? 100, 1000),
     });
+  }
+
+  /**
+   * Answered at once rather than queued: it applies nothing, and the person
+   * asking wants the branch and the pull request. The repository's mirror is
+   * shared with the workers, which git's own locks and the mirror's queue of
+   * changing commands keep consistent.
+   */
+  async rollback(request: { stack: string; to: string; tokenName?: string }): Promise<RollbackResult> {
+    await this.#checkStack(request.stack);
+    const context: EngineContext = {
+      ...this.#options.context,
+      trigger: "api",
+      ...(request.tokenName ? { origin: { tokenName: request.tokenName } } : {}),
+      logger: this.#log,
+    };
+    return rollbackCommand(
+      context,
+      {
+        stack: request.stack,
+        to: request.to,
+        ...(request.tokenName ? { requestedBy: `token ${request.tokenName}` } : {}),
+      },
+      this.#options.pullRequestDirectory,
+    );
   }
 
   async approve(runId: string, tokenName?: string): Promise<Accepted> {

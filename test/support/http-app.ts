@@ -3,6 +3,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { connect } from "node:net";
 import { pino } from "pino";
 import { onTestFinished } from "vitest";
+import type { RollbackResult } from "../../src/engine/rollback.ts";
 import { RunnerError } from "../../src/errors.ts";
 import type { ForgeEvent } from "../../src/forge/webhooks.ts";
 import { buildHttpApp, type HttpOptions } from "../../src/http/app.ts";
@@ -132,6 +133,19 @@ export class FakeService implements ServiceApi {
   async listAudit(filter: AuditQuery): Promise<AuditEntry[]> {
     this.record("listAudit", filter);
     return this.audit;
+  }
+
+  async rollback(request: { stack: string; to: string; tokenName?: string }): Promise<RollbackResult> {
+    this.record("rollback", request);
+    return {
+      stack: request.stack,
+      to: "0123456789abcdef0123456789abcdef01234567",
+      branch: "gitops-runner/rollback-network-0123456",
+      commit: "89abcdef0123456789abcdef0123456789abcdef",
+      base: "main",
+      alsoChanges: [],
+      pullRequest: { number: 12, url: "https://forge.example/pr/12" },
+    };
   }
 
   async approve(runId: string, tokenName?: string): Promise<Accepted> {
