@@ -1,7 +1,9 @@
 import pino from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseRunnerConfig, resolveSecrets } from "../src/config/runner-config.ts";
 import { createNotifier, emailTarget, type Notification } from "../src/notify/notifier.ts";
+import { dataDir, TestRepo } from "./support/repo.ts";
+import { startServe, writeServeConfig } from "./support/serve.ts";
 import { startSmtpServer } from "./support/smtp.ts";
 
 const USER = "runner";
@@ -189,5 +191,58 @@ describe("an email target in the configuration", () => {
     ).toThrow(
       /notifications\.0\.to\.0: an email address[\s\S]*notifications\.0\.passwordEnv: user and passwordEnv go together/,
     );
+  });
+});
+
+describe("serve with an email target", () => {
+  it("mails a blocked apply, with the link to its run, through the configured relay", async () => {
+    const smtp = await startSmtpServer({ mode: "starttls", user: USER, password: PASSWORD });
+    const repo = await TestRepo.create({
+      storage: { bucket: { input: { name: "logs" } }, queue: { input: { n: 1 } } },
+    });
+    const data = await dataDir();
+    const config = await writeServeConfig(data, {
+      repository: { url: repo.dir },
+      pollIntervalSeconds: 3600,
+      publicUrl: "https://runner.example.com/",
+      notifications: [
+        {
+          type: "email",
+          host: smtp.host,
+          port: smtp.port,
+          user: USER,
+          passwordEnv: "SMTP_PASSWORD",
+          from: "gitops-runner <runner@example.com>",
+          to: ["platform@example.com"],
+        },
+      ],
+    });
+    const served = await startServe(config, {
+      SMTP_PASSWORD: PASSWORD,
+      NODE_EXTRA_CA_CERTS: smtp.certificateFile,
+    });
+    await vi.waitFor(
+      async () =>
+        expect((await served.json("/api/stacks")).stacks[0]?.lastAppliedCommit).toBe(await repo.head()),
+      { timeout: 90_000, interval: 250 },
+    );
+    await repo.setApp({ storage: { bucket: { input: { name: "logs" } } } });
+    const removal = await repo.commit("Drop the queue");
+    expect((await served.api("/api/apply", { method: "POST" })).status).toBe(202);
+
+    await vi.waitFor(async () => expect(await smtp.received()).toHaveLength(1), {
+      timeout: 90_000,
+      interval: 250,
+    });
+    const [mail] = await smtp.received();
+    const { runs } = await served.json("/api/runs?stack=storage&status=blocked");
+    expect(mail?.parsed.subject).toBe(
+      `[gitops-runner] run blocked in stack storage at ${removal.slice(0, 7)}`,
+    );
+    expect(mail?.parsed.text).toContain(`Commit: ${removal}`);
+    expect(mail?.parsed.text).toContain("terraform_data.queue: delete");
+    expect(mail?.parsed.html).toContain(`<a href="https://runner.example.com/runs/${runs[0].id}">`);
+    expect(JSON.stringify(served.logs)).not.toContain(PASSWORD);
+    expect(await served.stop()).toBe(0);
   });
 });
