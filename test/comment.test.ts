@@ -9,16 +9,15 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { compareWithReviewed } from "../src/domain/review.ts";
 import type { CommandReport, ResourceReport, StackReport } from "../src/engine/report.ts";
 import { EMPTY_SUMMARY } from "../src/engine/report.ts";
-import {
-  APPLY_MARKER,
-  COMMENT_MARKER,
-  type PlanCommentInput,
-  renderApplyComment,
-  renderPlanComment,
-  statusDescription,
-} from "../src/forge/comment.ts";
+import { renderApplyComment } from "../src/service/comments/apply-comment.ts";
+import { commentMarkers } from "../src/service/comments/markers.ts";
+import { type PlanCommentInput, renderPlanComment } from "../src/service/comments/plan-comment.ts";
+import { statusDescription } from "../src/service/comments/status.ts";
+
+const { plan: COMMENT_MARKER, apply: APPLY_MARKER } = commentMarkers();
 
 const GOLDEN_DIR = path.join(import.meta.dirname, "golden", "comments");
 const PART_SEPARATOR = "\n\n<!-- ======== next comment ======== -->\n\n";
@@ -209,7 +208,10 @@ describe("renderPlanComment", () => {
           { name: "storage", changes: STORAGE_CHANGES },
         ],
         runUrl,
-        notices: ["The policy file widens allowDestroy for storage"],
+        widened: [
+          { stack: "storage", field: "allowDestroy", from: "false", to: "true" },
+          { stack: "storage", field: "drift", from: "notify", to: "correct" },
+        ],
       },
       GITHUB_LIMIT,
     );
@@ -221,6 +223,10 @@ describe("renderPlanComment", () => {
     expect(comment).toContain("Not affected: dns (unchanged since 9a8b7c6).");
     expect(comment).toContain("[network](https://runner.example.com/runs/run-101)");
     expect(comment).toContain("+       policy = (sensitive)");
+    // The policy change is the first thing a reviewer reads.
+    expect(comment.split("\n")[3]).toBe(
+      "> **This pull request widens the policy:** storage: `allowDestroy` false → true; storage: `drift` notify → correct. The policy of the commit being applied governs, so these apply to this change's own merge.",
+    );
     await expectGolden("changes-two-stacks", parts);
   });
 
@@ -362,7 +368,7 @@ Plan: 1 to add, 0 to change, 1 to destroy.`,
 Plan: 0 to add, 1 to change, 0 to destroy.`,
           },
         ],
-        stale: true,
+        stale: ["database"],
       },
       GITHUB_LIMIT,
     );
@@ -571,18 +577,34 @@ describe("renderApplyComment", () => {
     expect(comment).toContain("**2 affected stacks**: 1 applied, 1 blocked.");
   });
 
-  it("says when a newer commit was applied instead, and when the merge plan differs", async () => {
+  it("says when a newer commit was applied instead, and how the merge plan differs from the reviewed one", async () => {
+    const differs = compareWithReviewed(
+      [
+        { address: "aws_s3_bucket.logs", actions: ["update"] },
+        { address: "aws_s3_bucket_acl.logs", actions: ["delete"] },
+      ],
+      STORAGE.resources,
+    );
+    if (differs.kind !== "differs") throw new Error("the plans should differ");
     const comment = renderApplyComment({
       report: { commit: HEAD, stacks: [{ ...STORAGE, status: "applied" }] },
       mergeSha: APPLIED,
       coalescedInto: HEAD,
-      planDiffers: ["storage"],
+      review: [{ stack: "storage", comparison: differs }],
       runUrl,
     });
     expect(comment).toContain("### gitops-runner apply of `4f7c2a9`");
     expect(comment).toContain("the newer commit `4f7c2a9` was applied instead");
-    expect(comment).toContain("differs from this pull request's plan for storage");
-    expect(comment).toContain("`aws_s3_bucket.logs` will be replaced (delete, create)");
+    expect(comment).toContain("differs from this pull request's last plan for storage");
+    expect(comment).toContain(
+      "`aws_s3_bucket.logs` will be replaced (delete, create); the reviewed plan said it will be updated in-place",
+    );
+    expect(comment).toContain(
+      "`aws_s3_bucket_policy.logs` will be created; the reviewed plan did not change it",
+    );
+    expect(comment).toContain(
+      "`aws_s3_bucket_acl.logs` is no longer changed; the reviewed plan said it will be destroyed",
+    );
     expectBalanced(comment);
     await expectGolden("apply-coalesced", [comment]);
   });

@@ -1,5 +1,5 @@
 import type { CommandReport, StackReport } from "../engine/report.ts";
-import { code, escapeText } from "../forge/comment.ts";
+import { code, escapeText } from "../markdown/escape.ts";
 
 /**
  * What the pull-request comment says beyond the plan table: the policy

@@ -3,16 +3,14 @@ import type { EngineContext } from "../engine/context.ts";
 import { planCommand } from "../engine/plan.ts";
 import type { CommandReport } from "../engine/report.ts";
 import { isRunnerError } from "../errors.ts";
-import {
-  APPLY_MARKER,
-  COMMENT_MARKER,
-  renderApplyComment,
-  renderPlanComment,
-  type StackPlanDetail,
-  statusDescription,
-} from "../forge/comment.ts";
 import type { CommitState, Forge } from "../forge/forge.ts";
 import { environmentSection, failsPlanGates, policySection } from "./plan-gates.ts";
+import { renderApplyComment } from "./comments/apply-comment.ts";
+import { commentMarkers } from "./comments/markers.ts";
+import { renderPlanComment, type StackPlanDetail } from "./comments/plan-comment.ts";
+import { statusDescription } from "./comments/status.ts";
+
+const { plan: COMMENT_MARKER, apply: APPLY_MARKER } = commentMarkers();
 
 export const PLAN_STATUS = "gitops-runner/plan";
 export const APPLY_STATUS = "gitops-runner/apply";
