@@ -7,7 +7,7 @@ import type { RunnerConfig } from "./config/runner-config.ts";
 import { type Environment as AppEnvironment, environmentOf } from "./domain/environments.ts";
 import type { EngineContext, EnvPurpose } from "./engine/context.ts";
 import { RunnerError } from "./errors.ts";
-import type { Forge } from "./forge/forge.ts";
+import type { Forge } from "./forge/port.ts";
 import { findExecutable } from "./fs.ts";
 import { openRepository } from "./git/repository.ts";
 import { SETUP_PROVIDER_MIRROR } from "./install-root.ts";
@@ -328,17 +328,34 @@ function stackEnvironment(config: RunnerConfig, env: Environment, appDir: string
 export async function openForge(config: RunnerConfig, token: string | undefined): Promise<Forge | undefined> {
   const forge = config.forge;
   if (!forge || !token) return undefined;
-  if (forge.type === "github") {
-    const { githubForge } = await import("./forge/github.ts");
-    return githubForge({
-      owner: forge.owner,
-      repo: forge.repo,
-      token,
-      ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}),
-    });
+  const common = {
+    token,
+    ...(forge.login ? { login: forge.login } : {}),
+    ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}),
+  };
+  switch (forge.type) {
+    case "github": {
+      const { githubForge } = await import("./forge/github/client.ts");
+      return githubForge({ ...common, owner: forge.owner, repo: forge.repo });
+    }
+    case "gitlab": {
+      const { gitlabForge } = await import("./forge/gitlab/client.ts");
+      return gitlabForge({ ...common, project: forge.project });
+    }
+    case "gitea": {
+      const { giteaForge } = await import("./forge/gitea/client.ts");
+      return giteaForge({ ...common, baseUrl: forge.baseUrl, owner: forge.owner, repo: forge.repo });
+    }
+    case "bitbucket": {
+      const { bitbucketForge } = await import("./forge/bitbucket/client.ts");
+      return bitbucketForge({
+        ...common,
+        workspace: forge.workspace,
+        repo: forge.repo,
+        ...(forge.username ? { username: forge.username } : {}),
+      });
+    }
   }
-  const { gitlabForge } = await import("./forge/gitlab.ts");
-  return gitlabForge({ project: forge.project, token, ...(forge.baseUrl ? { baseUrl: forge.baseUrl } : {}) });
 }
 
 /** The configured environments, in promotion order, as the engine reads them (credentials left out). */

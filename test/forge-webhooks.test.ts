@@ -1,7 +1,8 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { isRunnerError } from "../src/errors.ts";
-import { githubDelivery, gitlabDelivery } from "../src/forge/webhooks.ts";
+import { githubDelivery } from "../src/forge/github/webhook.ts";
+import { gitlabDelivery } from "../src/forge/gitlab/webhook.ts";
 
 const SECRET = "forge-webhook-secret";
 

@@ -1,8 +1,8 @@
 import { inspect } from "node:util";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { ForgeError } from "../src/forge/errors.ts";
-import { githubForge } from "../src/forge/github.ts";
-import { gitlabForge } from "../src/forge/gitlab.ts";
+import { githubForge } from "../src/forge/github/client.ts";
+import { gitlabForge } from "../src/forge/gitlab/client.ts";
 import type { FakeForge, RecordedCall } from "./support/fake-forge.ts";
 import { type FakeGitHubOptions, startFakeGitHub } from "./support/fake-github.ts";
 import { type FakeGitLabOptions, startFakeGitLab } from "./support/fake-gitlab.ts";
@@ -165,17 +165,27 @@ describe("githubForge", () => {
     fake.assertNoUnexpected();
   });
 
-  it("creates, finds by marker, updates and removes its comment", async () => {
+  it("lists comments with their authors, creates, updates and removes its comment", async () => {
     const fake = await fakeGitHub();
     fake.addPullRequest({ number: 9, headSha: sha(9) });
     // More than one page of other people's comments before the runner's.
     for (let index = 0; index < 105; index++) fake.addComment(9, `looks fine ${index}`);
     const forge = githubForge({ owner: "acme", repo: "infra", token: TOKEN, baseUrl: fake.url });
 
-    expect(await forge.comments.findByMarker(9, MARKER)).toEqual([]);
+    const before = await forge.comments.list(9);
+    expect(before).toHaveLength(105);
+    expect(before[0]).toEqual({
+      id: expect.stringMatching(/^\d+$/),
+      body: "looks fine 0",
+      author: "reviewer",
+    });
     const created = await forge.comments.create(9, `${MARKER}\nPlan: 1 to add`);
-    expect(created).toEqual({ id: expect.stringMatching(/^\d+$/), body: `${MARKER}\nPlan: 1 to add` });
-    expect(await forge.comments.findByMarker(9, MARKER)).toEqual([created]);
+    expect(created).toEqual({
+      id: expect.stringMatching(/^\d+$/),
+      body: `${MARKER}\nPlan: 1 to add`,
+      author: "gitops-runner[bot]",
+    });
+    expect((await forge.comments.list(9)).at(-1)).toEqual(created);
     await forge.comments.update(9, created.id, `${MARKER}\nPlan: no changes`);
     expect(fake.comments(9).at(-1)).toEqual({
       id: Number(created.id),
@@ -447,18 +457,21 @@ describe("gitlabForge", () => {
     fake.assertNoUnexpected();
   });
 
-  it("creates, finds by marker, updates and removes its note, skipping system notes", async () => {
+  it("lists notes with their authors, skipping system notes; creates, updates and removes its note", async () => {
     const fake = await fakeGitLab();
     fake.addPullRequest({ number: 9, headSha: sha(9) });
     for (let index = 0; index < 105; index++) fake.addComment(9, `looks fine ${index}`);
     fake.addSystemNote(9, `added 1 commit ${MARKER}`);
     const forge = gitlabForge({ project: "acme/platform/infra", token: TOKEN, baseUrl: fake.url });
 
-    expect(await forge.comments.findByMarker(9, MARKER)).toEqual([]);
+    expect((await forge.comments.list(9)).map((note) => note.body)).toEqual(
+      Array.from({ length: 105 }, (_, index) => `looks fine ${index}`),
+    );
     const first = await forge.comments.create(9, `${MARKER}\nPlan: 1 to add`);
     const second = await forge.comments.create(9, `${MARKER}\nPlan, part 2`);
+    expect(first.author).toBe("gitops-runner");
     // Oldest first, though GitLab lists newest first unless asked.
-    expect(await forge.comments.findByMarker(9, MARKER)).toEqual([first, second]);
+    expect((await forge.comments.list(9)).slice(-2)).toEqual([first, second]);
     await forge.comments.update(9, first.id, `${MARKER}\nPlan: no changes`);
     await forge.comments.remove(9, second.id);
 
@@ -558,7 +571,7 @@ describe("gitlabForge", () => {
       code: "FORGE_NOT_FOUND",
       status: 404,
     });
-    expect(await forgeFailure(forge.comments.findByMarker(404, MARKER))).toMatchObject({
+    expect(await forgeFailure(forge.comments.list(404))).toMatchObject({
       code: "FORGE_NOT_FOUND",
     });
     expect(await forgeFailure(forge.comments.update(1, "12345", "hello"))).toMatchObject({

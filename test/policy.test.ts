@@ -15,6 +15,7 @@ const DEFAULTS: StackPolicy = {
   driftSchedule: { kind: "interval", everyMs: 3_600_000, text: "1h" },
   autoApply: true,
   suspended: false,
+  requireReviewedPlan: false,
 };
 
 function parseJson(policy: unknown) {
@@ -86,7 +87,7 @@ describe("reading the policy file of an app", () => {
 describe("the merge rule", () => {
   const policy = parseJson({
     default: { drift: "off", allowDestroy: true },
-    storage: { drift: "correct", driftSchedule: "30m", renamedFrom: "bucket" },
+    storage: { drift: "correct", driftSchedule: "30m", renamedFrom: "bucket", requireReviewedPlan: true },
     access: { allowDestroy: false },
   });
 
@@ -97,6 +98,7 @@ describe("the merge rule", () => {
       driftSchedule: { kind: "interval", everyMs: 30 * 60_000, text: "30m" },
       autoApply: true,
       suspended: false,
+      requireReviewedPlan: true,
       renamedFrom: "bucket",
     });
     expect(policy.forStack("access")).toEqual({ ...DEFAULTS, drift: "off", allowDestroy: false });

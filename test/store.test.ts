@@ -245,6 +245,62 @@ describe.each(engines)("the store on $name", (engine) => {
       });
       expect(await store.getPullRequest(app.repoId, 8)).toBeUndefined();
     });
+
+    it("finds a pull request's plan at a commit, the newest run per stack, and keeps an apply's review", async () => {
+      const { store } = await opened(engine);
+      const plan = async (
+        id: string,
+        stack: string,
+        commit: string,
+        pr: number | undefined,
+        status: "succeeded" | "failed",
+        address?: string,
+      ) => {
+        await store.startRun({
+          id,
+          kind: "plan",
+          ...key(stack),
+          commit,
+          trigger: "test",
+          ...(pr ? { pr } : {}),
+        });
+        await store.finishRun(id, {
+          status,
+          result: status === "failed" ? "failed" : "changes",
+          resources: address ? [{ address, actions: ["create"] }] : [],
+        });
+        await delay(2);
+      };
+      await plan("p1", "network", "h1", 7, "succeeded", "terraform_data.old");
+      await plan("p2", "network", "h1", 7, "succeeded", "terraform_data.new");
+      await plan("p3", "service", "h1", 7, "failed");
+      await plan("p4", "dns", "h0", 7, "succeeded", "terraform_data.earlier");
+      await plan("p5", "dns", "h1", 8, "succeeded", "terraform_data.other");
+      await plan("p6", "dns", "h1", undefined, "succeeded", "terraform_data.branch");
+      expect(await store.pullRequestPlans(app, 7, "h1")).toEqual([
+        {
+          stack: "network",
+          runId: "p2",
+          status: "succeeded",
+          resources: [{ address: "terraform_data.new", actions: ["create"] }],
+        },
+        { stack: "service", runId: "p3", status: "failed", resources: [] },
+      ]);
+      expect(await store.pullRequestPlans(app, 9, "h1")).toEqual([]);
+
+      await store.startRun({ id: "a1", kind: "apply", ...key("network"), commit: "m1", trigger: "test" });
+      const review = {
+        pr: 7,
+        comparison: {
+          kind: "differs" as const,
+          notReviewed: false,
+          differences: [{ kind: "added" as const, address: "terraform_data.more", actions: ["create"] }],
+        },
+      };
+      await store.finishRun("a1", { status: "blocked", result: "blocked", review });
+      expect((await store.getRun("a1"))?.review).toEqual(review);
+      expect((await store.listRuns({ ...app, kind: "apply", limit: 1 }))[0]?.review).toEqual(review);
+    });
   });
 
   describe("events", () => {

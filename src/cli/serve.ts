@@ -24,6 +24,7 @@ import {
   slackTarget,
   webhookTarget,
 } from "../notify/notifier.ts";
+import { commentMarkers } from "../service/comments/markers.ts";
 import { EMBEDDED_APP_DIR, embeddedRepository } from "../service/embedded-default.ts";
 import { PullRequestFlow } from "../service/pull-requests.ts";
 import { RunnerService } from "../service/service.ts";
@@ -74,12 +75,22 @@ export async function serve(
     const runUrl = config.publicUrl
       ? (runId: string) => new URL(`runs/${runId}`, config.publicUrl).toString()
       : undefined;
-    const pullRequests = forge
-      ? new PullRequestFlow(
-          { forge, allowForks: config.forge?.allowForks ?? false, ...(runUrl ? { runUrl } : {}) },
-          logger,
-        )
-      : undefined;
+    const pullRequests =
+      forge && config.forge
+        ? new PullRequestFlow(
+            {
+              forge,
+              allowForks: config.forge.allowForks,
+              identity: {
+                markers: commentMarkers(config.forge.commentMarker),
+                planStatus: config.forge.planStatus,
+                applyStatus: config.forge.applyStatus,
+              },
+              ...(runUrl ? { runUrl } : {}),
+            },
+            logger,
+          )
+        : undefined;
     const service = new RunnerService({
       context: runner.context,
       records: runner.store,

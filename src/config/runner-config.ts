@@ -90,6 +90,22 @@ const environmentSchema = z.strictObject({
   requirePromotion: z.boolean().default(true),
 });
 
+/** What every forge entry has: credentials, forks, and how this runner names itself there. */
+const forgeAccess = {
+  tokenEnv: envNameSchema,
+  webhookSecretEnv: envNameSchema.optional(),
+  allowForks: z.boolean().default(false),
+  /** The account the runner's comments are written by (login, username or UUID); learnt from the forge when unset. */
+  login: z.string().min(1).optional(),
+  /** Names this runner's comments (`<!-- NAME:plan -->`), so that two runners can share a repository. */
+  commentMarker: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,59}$/, "letters, digits and . _ / -, at most 60")
+    .default("gitops-runner"),
+  planStatus: z.string().min(1).max(40).default("gitops-runner/plan"),
+  applyStatus: z.string().min(1).max(40).default("gitops-runner/apply"),
+};
+
 /** The runner's own configuration file (JSON); never read from the watched repository. */
 const runnerConfigSchema = z.strictObject({
   /** What `serve` watches; the CLI takes --repo instead. */
@@ -128,18 +144,31 @@ const runnerConfigSchema = z.strictObject({
         repo: z.string().min(1),
         /** GitHub Enterprise: https://ghe.example.com/api/v3 */
         baseUrl: z.url().optional(),
-        tokenEnv: envNameSchema,
-        webhookSecretEnv: envNameSchema.optional(),
-        allowForks: z.boolean().default(false),
+        ...forgeAccess,
       }),
       z.strictObject({
         type: z.literal("gitlab"),
         project: z.string().min(1),
         /** Self-hosted GitLab: https://gitlab.example.com */
         baseUrl: z.url().optional(),
-        tokenEnv: envNameSchema,
-        webhookSecretEnv: envNameSchema.optional(),
-        allowForks: z.boolean().default(false),
+        ...forgeAccess,
+      }),
+      z.strictObject({
+        type: z.literal("gitea"),
+        /** The Gitea (or Forgejo) instance: https://gitea.example.com */
+        baseUrl: z.url(),
+        owner: z.string().min(1),
+        repo: z.string().min(1),
+        ...forgeAccess,
+      }),
+      z.strictObject({
+        type: z.literal("bitbucket"),
+        workspace: z.string().min(1),
+        repo: z.string().min(1),
+        /** The Atlassian account's e-mail address, with a user API token; unset for an access token. */
+        username: z.string().min(1).optional(),
+        baseUrl: z.url().optional(),
+        ...forgeAccess,
       }),
     ])
     .optional(),

@@ -2,6 +2,7 @@ import type { StackPolicy } from "../policy/policy.ts";
 import type { Violation } from "../store/records.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
 import type { PromotionVerdict } from "./environments.ts";
+import type { ReviewComparison } from "./review.ts";
 
 /**
  * What to do with a plan, decided from plain data: apply it, accept that
@@ -29,6 +30,8 @@ export interface ApplyRules {
   readonly honourAutoApply: boolean;
   /** A person approved this blocked plan: the new plan must make the same changes. */
   readonly approval?: { readonly runId: string; readonly resources: readonly ResourceChange[] };
+  /** The plan against the one reviewed on the merged pull request, when there was one. */
+  readonly review?: { readonly pr: number; readonly comparison: ReviewComparison };
 }
 
 export type ApplyDecision =
@@ -55,8 +58,25 @@ export function decideApply(plan: PlanFacts, rules: ApplyRules): ApplyDecision {
     if (rules.honourAutoApply && !rules.policy.autoApply && plan.hasChanges) {
       return { kind: "block", reason: "autoApply is off for this stack: approve the run to apply this plan" };
     }
+    const unreviewed = reviewGuard(plan, rules);
+    if (unreviewed) return { kind: "block", reason: unreviewed };
   }
   return plan.hasChanges ? { kind: "apply" } : { kind: "accept-unchanged" };
+}
+
+/**
+ * With `requireReviewedPlan`, why a plan that is not the one reviewed on its
+ * pull request may not be applied without approval; undefined when it may.
+ */
+function reviewGuard(plan: PlanFacts, rules: ApplyRules): string | undefined {
+  const review = rules.review;
+  if (!rules.policy.requireReviewedPlan || !plan.hasChanges || review?.comparison.kind !== "differs")
+    return undefined;
+  const { differences, notReviewed } = review.comparison;
+  const what = notReviewed
+    ? `pull request #${review.pr} did not plan this stack`
+    : `the plan differs from the one reviewed on pull request #${review.pr} for ${differences.length} resource(s) (${differences.map((difference) => difference.address).join(", ")})`;
+  return `${what} and the policy requires the reviewed plan (requireReviewedPlan); review this plan and approve the run to apply it`;
 }
 
 /** Why a plan that destroys may not be applied as it is, or undefined when it may. */

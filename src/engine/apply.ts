@@ -1,5 +1,6 @@
 import { decideApply } from "../domain/decisions.ts";
 import { runInDependencyOrder } from "../domain/graph.ts";
+import { compareWithReviewed, type PlannedChange } from "../domain/review.ts";
 import { RunnerError } from "../errors.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
 import { decideAffected } from "./affected.ts";
@@ -23,6 +24,12 @@ export interface ApplyOptions {
   readonly honourAutoApply?: boolean;
   /** A person approved this blocked plan: it is applied only if the new plan makes the same changes. */
   readonly approval?: { readonly runId: string; readonly resources: readonly ResourceChange[] };
+  /**
+   * The plan reviewed on the merged pull request, per stack: each stack's plan
+   * is compared with it, and the comparison reported (and, with the policy's
+   * requireReviewedPlan, enforced). A stack absent here was not planned there.
+   */
+  readonly reviewed?: { readonly pr: number; readonly plans: ReadonlyMap<string, readonly PlannedChange[]> };
 }
 
 /**
@@ -97,7 +104,11 @@ async function applyOne(
           purpose: "apply",
           requireState: last !== undefined,
         });
-        const recorded = planRecord(planned, context.redact);
+        const review = options.reviewed && {
+          pr: options.reviewed.pr,
+          comparison: compareWithReviewed(options.reviewed.plans.get(stack.name), planned.resources),
+        };
+        const recorded = { ...planRecord(planned, context.redact), ...(review ? { review } : {}) };
         const violations = await checkPolicy(context, scope, app, stack.name, recorded.plan);
         // A counterpart applied earlier in this command is in the audit trail by now.
         const promotion = await promotionOf(context, stack, new Map());
@@ -108,12 +119,14 @@ async function applyOne(
           allowDestroy: options.allowDestroy,
           honourAutoApply: options.honourAutoApply === true,
           ...(options.approval ? { approval: options.approval } : {}),
+          ...(review ? { review } : {}),
         });
         const shown = {
           summary: planned.summary,
           resources: planned.resources,
           planText: planned.text,
           ...(violations.length > 0 ? { violations } : {}),
+          ...(review ? { review: review.comparison } : {}),
           ...(stack.environment
             ? { environment: { name: stack.environment, promotion, autoApply: policy.autoApply } }
             : {}),

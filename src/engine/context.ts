@@ -133,6 +133,8 @@ export interface EngineContext {
   readonly eventId?: string;
   /** Plans of pull requests: untrusted code, plan credentials only. */
   readonly review?: boolean;
+  /** The pull request the runs are for, recorded with each run. */
+  readonly pullRequest?: number;
   /** Told of every run as it starts, e.g. to show progress. */
   readonly onRunStarted?: (run: StartedRun) => void;
   /** Told of every finished run, e.g. to count it in metrics or show progress. */

@@ -1,3 +1,4 @@
+import type { ReviewComparison } from "../domain/review.ts";
 import type { Violation } from "../store/records.ts";
 import type { PlanSummary } from "../terraform/plan-json.ts";
 import type { StackEnvironment } from "./promotion.ts";
@@ -44,6 +45,8 @@ export interface StackReport {
   readonly driftEvent?: "found" | "changed" | "corrected";
   /** Terraform's own text of the plan, for people to read (a PR comment; not part of the CLI's JSON). */
   readonly planText?: string;
+  /** An apply of a merged pull request: its plan against the one reviewed there (not part of the CLI's JSON). */
+  readonly review?: ReviewComparison;
 }
 
 export interface CommandReport {

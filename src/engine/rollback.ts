@@ -1,5 +1,5 @@
 import { RunnerError } from "../errors.ts";
-import type { PullRequests } from "../forge/forge.ts";
+import type { PullRequests } from "../forge/port.ts";
 import { appKey, type EngineContext, stackKey } from "./context.ts";
 
 export interface RollbackOptions {

@@ -106,6 +106,7 @@ export async function recordedRun(
     ...(context.origin ? { origin: context.origin } : {}),
     host: hostname(),
     ...(context.eventId ? { eventId: context.eventId } : {}),
+    ...(context.pullRequest !== undefined ? { pr: context.pullRequest } : {}),
   });
   context.onRunStarted?.({ id, kind, stack, commit });
   const log = new RunLog(context.redact, (text) =>

@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import type { ForgeKind } from "./port.ts";
 
 /**
  * A forge API call that failed. Local to the forge adapters until these codes
@@ -31,7 +32,7 @@ export function forgeErrorCode(status: number): ForgeErrorCode {
 
 /** What the adapters know of a failed call; `secret` (the token) is cut out of every text. */
 export interface FailedCall {
-  readonly forge: "github" | "gitlab";
+  readonly forge: ForgeKind;
   /** What was being done, e.g. "get pull request #4". */
   readonly action: string;
   readonly secret: string;
@@ -69,12 +70,18 @@ export function unexpectedAnswer(
   });
 }
 
-/** The forge's own explanation in an error body: its `message` (or GitLab's `error`) field. */
+/**
+ * The forge's own explanation in an error body: its `message` (or GitLab's
+ * `error`, or Bitbucket's `error.message`) field.
+ */
 export function messageOf(body: unknown): string | undefined {
   if (typeof body === "string") return body || undefined;
   if (typeof body !== "object" || body === null) return undefined;
   const explanation = "message" in body ? body.message : "error" in body ? body.error : undefined;
   if (typeof explanation === "string") return explanation;
+  if (typeof explanation === "object" && explanation !== null && "message" in explanation) {
+    return typeof explanation.message === "string" ? explanation.message : undefined;
+  }
   // GitLab answers some validation failures with { message: { field: ["problem"] } }.
   return explanation === undefined ? undefined : JSON.stringify(explanation);
 }

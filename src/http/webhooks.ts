@@ -2,14 +2,15 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { checkSignatureHeader } from "../crypto/hmac.ts";
 import { RunnerError } from "../errors.ts";
-import { githubDelivery, gitlabDelivery } from "../forge/webhooks.ts";
+import type { ForgeKind } from "../forge/port.ts";
+import { DELIVERY_PARSERS } from "../forge/webhooks.ts";
 import type { ServiceApi } from "../service/api.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { parse } from "./validation.ts";
 
-/** The forge's webhook: GitHub (HMAC secret) or GitLab (token). */
+/** The forge's webhook: signed with an HMAC secret (GitHub, Gitea, Bitbucket) or carrying a token (GitLab). */
 export interface ForgeWebhook {
-  readonly kind: "github" | "gitlab";
+  readonly kind: ForgeKind;
   readonly secret: string;
 }
 
@@ -47,10 +48,7 @@ export function webhookRoutes(
       // does not act on is answered 202 too, and nothing is queued.
       scope.post(`/webhooks/${forge.kind}`, async (request, reply) => {
         const raw = rawBody(request);
-        const delivery =
-          forge.kind === "github"
-            ? githubDelivery(forge.secret, request.headers, raw)
-            : gitlabDelivery(forge.secret, request.headers, raw);
+        const delivery = DELIVERY_PARSERS[forge.kind](forge.secret, request.headers, raw);
         if (delivery.event === undefined) return reply.code(202).send({ ignored: true });
         const accepted = await service.forgeEvent(delivery.event, delivery.id);
         request.log.info(

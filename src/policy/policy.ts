@@ -27,6 +27,12 @@ export interface StackPolicy {
   readonly autoApply: boolean;
   readonly suspended: boolean;
   readonly renamedFrom?: string;
+  /**
+   * A merge whose plan differs from the plan reviewed on its pull request (other
+   * resources or actions) waits as blocked until someone approves it. Absent in
+   * snapshots stored before this field existed: false.
+   */
+  readonly requireReviewedPlan?: boolean;
 }
 
 export interface Policy {
@@ -44,12 +50,13 @@ export interface Policy {
 
 const DEFAULT_ENTRY = "default";
 
-const DEFAULTS: StackPolicy = Object.freeze({
+export const DEFAULT_POLICY: StackPolicy = Object.freeze({
   allowDestroy: false,
   drift: "notify",
   driftSchedule: Object.freeze({ kind: "interval", everyMs: 3_600_000, text: "1h" }),
   autoApply: true,
   suspended: false,
+  requireReviewedPlan: false,
 });
 
 const MINUTE_MS = 60_000;
@@ -119,6 +126,7 @@ const entrySchema = z.strictObject({
   driftSchedule: scheduleSchema.optional(),
   autoApply: z.boolean().optional(),
   suspended: z.boolean().optional(),
+  requireReviewedPlan: z.boolean().optional(),
   renamedFrom: z.string().min(1, "must name the stack's previous name").optional(),
 });
 
@@ -316,7 +324,7 @@ function crossFieldProblems(entries: ReadonlyMap<string, PolicyEntry>): string[]
 }
 
 function buildPolicy(file: string | undefined, entries: ReadonlyMap<string, PolicyEntry>): Policy {
-  const base = merge(DEFAULTS, entries.get(DEFAULT_ENTRY));
+  const base = merge(DEFAULT_POLICY, entries.get(DEFAULT_ENTRY));
   // A Map, not an object, so that names like "constructor" never reach Object.prototype.
   const byStack = new Map<string, StackPolicy>();
   for (const [name, entry] of entries) {
@@ -344,6 +352,7 @@ function merge(under: StackPolicy, over: PolicyEntry | undefined): StackPolicy {
     driftSchedule: over?.driftSchedule ?? under.driftSchedule,
     autoApply: over?.autoApply ?? under.autoApply,
     suspended: over?.suspended ?? under.suspended,
+    requireReviewedPlan: over?.requireReviewedPlan ?? under.requireReviewedPlan ?? false,
     ...(renamedFrom === undefined ? {} : { renamedFrom }),
   });
 }

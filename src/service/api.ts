@@ -1,5 +1,5 @@
 import type { RollbackResult } from "../engine/rollback.ts";
-import type { ForgeEvent } from "../forge/webhooks.ts";
+import type { ForgeEvent } from "../forge/events.ts";
 import type { AuditEntry, DriftStatus, RunKind, RunRecord, RunStatus, RunSummary } from "../store/records.ts";
 
 /**

@@ -43,8 +43,16 @@ export function scopeOf(app: AppKey): string {
  * serial, so that commits apply in order and queued ones coalesce; each
  * stack's drift checks and plans, each pull request's plans, and polls have
  * lanes of their own, so different stacks and pull requests run side by side.
+ * A pull request's plans have a lane per head (and one for comment commands):
+ * a newer head's plan starts without waiting for an older one, which it
+ * cancels once the forge confirms it is the newer.
  */
-export function laneOf(kind: EventKind, stack: string | undefined, pr: number | undefined): string {
+export function laneOf(
+  kind: EventKind,
+  stack: string | undefined,
+  pr: number | undefined,
+  commit?: string,
+): string {
   switch (kind) {
     case "poll":
       return "poll";
@@ -57,6 +65,6 @@ export function laneOf(kind: EventKind, stack: string | undefined, pr: number | 
     case "recheck":
       return `plan:${stack ?? "*"}`;
     case "pr-plan":
-      return `pr:${pr ?? "?"}`;
+      return `pr:${pr ?? "?"}:${commit ?? "command"}`;
   }
 }

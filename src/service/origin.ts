@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { PullRequests } from "../forge/forge.ts";
+import type { PullRequests } from "../forge/port.ts";
 import type { EventRecord, PullRequestOrigin, RunOrigin } from "../store/records.ts";
 
 /** What the audit trail asks of the forge about a pull request, and a rollback's pull request. */

@@ -3,7 +3,7 @@ import { appKey, type EngineContext, stackKey, stackLockKey } from "../engine/co
 import { processHolderPrefix } from "../engine/lock.ts";
 import { type RollbackResult, rollbackCommand } from "../engine/rollback.ts";
 import { RunnerError } from "../errors.ts";
-import type { ForgeEvent } from "../forge/webhooks.ts";
+import type { ForgeEvent } from "../forge/events.ts";
 import type { Notifier } from "../notify/notifier.ts";
 import type {
   AppKey,
@@ -142,6 +142,7 @@ export class RunnerService implements ServiceApi {
       pollPullRequests: options.pollPullRequests === true,
       enqueue: (event) => this.#enqueue(event),
       replanPullRequest: (pr, source, options) => this.#replanPullRequest(pr, source, options),
+      cancelOtherPlans: (pr, keep, reason) => this.#cancelRunningPlans(pr, reason, keep),
       onRunFinished: (run) => this.#metrics.runFinished(run.kind, run.status, run.durationMs),
     });
     this.#workers = new WorkerPool({
@@ -306,45 +307,54 @@ export class RunnerService implements ServiceApi {
     return this.#coalescedPoll(`webhook:${source}`, deliveryId);
   }
 
+  /**
+   * Persists a forge delivery as an event; a repeated delivery id returns at
+   * once, before anything else happens. A plan event does not cancel other
+   * plans here: the delivery may be late or out of order, and only the worker,
+   * which asks the forge for the pull request's head, knows.
+   */
   async forgeEvent(event: ForgeEvent, deliveryId: string): Promise<Accepted> {
-    if (event.kind === "push") return this.#coalescedPoll("webhook:push", deliveryId);
+    switch (event.kind) {
+      case "push":
+        return this.#coalescedPoll("webhook:push", deliveryId);
+      case "command": {
+        const { commentId, author, command } = event;
+        return this.#enqueue({
+          kind: "pr-plan",
+          pr: event.number,
+          payload: { command: { commentId, author, command } },
+          source: "webhook:comment",
+          deliveryId,
+        });
+      }
+      case "pull_request":
+        break;
+    }
     const source = `webhook:pull_request:${event.action}`;
-    const { repoId } = this.#app;
     switch (event.action) {
       case "opened":
       case "updated":
-      case "reopened": {
-        // The delivery is persisted (and a repeated one refused) before anything is cancelled.
-        const accepted = await this.#enqueue({
+      case "reopened":
+        return this.#enqueue({
           kind: "pr-plan",
           pr: event.number,
           commit: event.headSha,
-          payload: { fromFork: event.fromFork },
           source,
           deliveryId,
         });
-        if (accepted.duplicate) return accepted;
-        await this.#records.savePullRequest(repoId, {
-          number: event.number,
-          state: "open",
-          headSha: event.headSha,
-          fromFork: event.fromFork,
-        });
-        await this.#dropPullRequestPlans(event.number, "a newer head was pushed", accepted.eventId);
-        return accepted;
-      }
       case "closed":
       case "merged": {
         const accepted = await this.#enqueue({ kind: "poll", pr: event.number, source, deliveryId });
         if (accepted.duplicate) return accepted;
-        await this.#records.savePullRequest(repoId, {
+        await this.#records.savePullRequest(this.#app.repoId, {
           number: event.number,
           state: event.action,
           headSha: event.headSha,
           fromFork: event.fromFork,
           ...(event.mergeSha ? { mergeCommitSha: event.mergeSha } : {}),
         });
-        await this.#dropPullRequestPlans(event.number, `the pull request was ${event.action}`);
+        await this.#records.supersedeQueued(this.#scope, "pr-plan", event.number);
+        await this.#cancelRunningPlans(event.number, `the pull request was ${event.action}`);
         return accepted;
       }
     }
@@ -368,7 +378,7 @@ export class RunnerService implements ServiceApi {
     const accepted = await this.#records.enqueue(this.#scope, {
       id: this.#options.newId(),
       ...event,
-      lane: laneOf(event.kind, event.stack, event.pr),
+      lane: laneOf(event.kind, event.stack, event.pr, event.commit),
     });
     if (!accepted.duplicate) this.#workers.wake();
     return { eventId: accepted.id, duplicate: accepted.duplicate };
@@ -387,36 +397,24 @@ export class RunnerService implements ServiceApi {
   }
 
   /**
-   * Queues a plan of a pull request's head in place of any queued or running
-   * one. A plan of the same head already on its way stands, unless the
-   * baseline moved (after an apply), when it is replaced too.
+   * Queues a plan of a pull request's head. One of the same head already
+   * queued will do; one running stands too, unless the baseline moved (after
+   * an apply), when it is cancelled for the new one.
    */
   async #replanPullRequest(
-    pr: { number: number; headSha: string; fromFork: boolean },
+    pr: { number: number; headSha: string },
     source: string,
     options: { readonly replaceSameHead: boolean },
   ): Promise<void> {
     const open = await this.#records.openPullRequestEvent(this.#scope, "pr-plan", pr.number);
-    if (open?.commit === pr.headSha && !options.replaceSameHead) return;
-    await this.#records.savePullRequest(this.#app.repoId, {
-      number: pr.number,
-      state: "open",
-      headSha: pr.headSha,
-      fromFork: pr.fromFork,
-    });
-    const accepted = await this.#enqueue({
-      kind: "pr-plan",
-      pr: pr.number,
-      commit: pr.headSha,
-      payload: { fromFork: pr.fromFork },
-      source,
-    });
-    await this.#dropPullRequestPlans(pr.number, "a newer plan was queued", accepted.eventId);
+    if (open?.commit === pr.headSha && (open.status === "queued" || !options.replaceSameHead)) return;
+    const accepted = await this.#enqueue({ kind: "pr-plan", pr: pr.number, commit: pr.headSha, source });
+    if (options.replaceSameHead)
+      await this.#cancelRunningPlans(pr.number, "a newer plan was queued", accepted.eventId);
   }
 
-  /** Drops queued plans of a pull request and cancels running ones, here or on another replica. */
-  async #dropPullRequestPlans(pr: number, reason: string, keep?: string): Promise<void> {
-    await this.#records.supersedeQueued(this.#scope, "pr-plan", pr, keep);
+  /** Cancels running plans of a pull request but `keep`, here or on another replica. */
+  async #cancelRunningPlans(pr: number, reason: string, keep?: string): Promise<void> {
     const running = await this.#records.requestCancel(this.#scope, "pr-plan", pr, reason, keep);
     this.#workers.cancel(running, reason);
   }

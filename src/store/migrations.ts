@@ -194,6 +194,14 @@ CREATE INDEX audit_by_time ON audit (repo_id, app_dir, at);
 CREATE INDEX audit_by_stack ON audit (repo_id, app_dir, stack, at);
 CREATE INDEX audit_by_promotion ON audit (repo_id, app_dir, stack, promotion_hash);`,
   },
+  {
+    version: 4,
+    description:
+      "a run's comparison with the plan reviewed on its pull request; runs found by pull request and commit",
+    sql: () => `
+ALTER TABLE runs ADD COLUMN review TEXT;
+CREATE INDEX runs_by_pull_request ON runs (repo_id, app_dir, pr, commit_sha);`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

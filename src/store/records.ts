@@ -1,3 +1,4 @@
+import type { ReviewComparison } from "../domain/review.ts";
 import type { StackPolicy } from "../policy/policy.ts";
 import type { PlanSummary, ResourceChange } from "../terraform/plan-json.ts";
 
@@ -84,6 +85,21 @@ export interface RunOutcome {
   readonly error?: { readonly code: string; readonly message: string };
   /** What the policy checks found in the plan. */
   readonly violations?: readonly Violation[];
+  /** An apply of a merged pull request: its plan against the plan reviewed on the pull request. */
+  readonly review?: RunReview;
+}
+
+export interface RunReview {
+  readonly pr: number;
+  readonly comparison: ReviewComparison;
+}
+
+/** A pull request's plan of one stack at one commit: the newest such run. */
+export interface PullRequestPlan {
+  readonly stack: string;
+  readonly runId: string;
+  readonly status: RunStatus;
+  readonly resources: readonly ResourceChange[];
 }
 
 export interface RunRecord extends NewRun, Partial<Omit<RunOutcome, "status">> {

@@ -1,3 +1,4 @@
+import type { ResourceChange } from "../terraform/plan-json.ts";
 import type {
   AppKey,
   ApplyStatus,
@@ -9,10 +10,12 @@ import type {
   EventStatus,
   NewEvent,
   NewRun,
+  PullRequestPlan,
   PullRequestRecord,
   RunFilter,
   RunOutcome,
   RunRecord,
+  RunStatus,
   RunSummary,
   Snapshot,
   SnapshotStack,
@@ -24,7 +27,7 @@ import { DIALECTS, type Row, type SqlDriver, type SqlValue } from "./sql.ts";
 
 /** Columns of `runs` a list shows: everything but the log and the plan. */
 const RUN_SUMMARY_COLUMNS =
-  "id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, origin, status, result, started_at, ended_at, summary, resources, violations, engine, engine_version, providers, error_code, error_message";
+  "id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, origin, status, result, started_at, ended_at, summary, resources, violations, engine, engine_version, providers, error_code, error_message, review";
 
 /**
  * Every record the runner keeps, in one SQL database: the embedded SQLite
@@ -91,7 +94,7 @@ export class SqlStore {
     await this.#db.run(
       `UPDATE runs SET status = ?, result = ?, ended_at = ?, summary = ?, resources = ?, plan = ?, violations = ?,
          engine = ?, engine_version = ?, providers = ?, error_code = ?, error_message = ?, pgid = NULL,
-         log = coalesce(?, log)
+         review = ?, log = coalesce(?, log)
        WHERE id = ?`,
       [
         outcome.status,
@@ -106,6 +109,7 @@ export class SqlStore {
         json(outcome.providers),
         outcome.error?.code ?? null,
         outcome.error?.message ?? null,
+        json(outcome.review),
         log ?? null,
         id,
       ],
@@ -158,6 +162,28 @@ export class SqlStore {
       if (row) latest.set(stack, row.id);
     }
     return latest;
+  }
+
+  /**
+   * A pull request's plan at a commit, per stack: the newest plan run of each
+   * stack recorded for that pull request and commit.
+   */
+  async pullRequestPlans(app: AppKey, pr: number, commit: string): Promise<PullRequestPlan[]> {
+    const rows = await this.#db.all<{ id: string; stack: string; status: string; resources: string | null }>(
+      `SELECT id, stack, status, resources FROM runs r
+       WHERE repo_id = ? AND app_dir = ? AND pr = ? AND commit_sha = ? AND kind = 'plan'
+         AND NOT EXISTS (SELECT 1 FROM runs n WHERE n.repo_id = r.repo_id AND n.app_dir = r.app_dir
+           AND n.pr = r.pr AND n.commit_sha = r.commit_sha AND n.kind = 'plan' AND n.stack = r.stack
+           AND (n.started_at > r.started_at OR (n.started_at = r.started_at AND n.id > r.id)))
+       ORDER BY stack`,
+      [app.repoId, app.appDir, pr, commit],
+    );
+    return rows.map((row) => ({
+      stack: row.stack,
+      runId: row.id,
+      status: row.status as RunStatus,
+      resources: (parsed(row.resources) as ResourceChange[] | undefined) ?? [],
+    }));
   }
 
   // --- the audit trail ---------------------------------------------------------------
@@ -774,6 +800,7 @@ function toRun(row: Row): RunRecord {
     engineVersion: text(row.engine_version),
     providers: parsed(row.providers),
     error: errorCode ? { code: errorCode, message: text(row.error_message) ?? "" } : undefined,
+    review: parsed(row.review),
   }) as unknown as RunRecord;
 }
 

@@ -43,6 +43,10 @@ export interface FakeForge {
   addComment(number: number, body: string, author?: string): FakeComment;
   /** The pull request's comments now, oldest first. */
   comments(number: number): FakeComment[];
+  /** What the forge's permission API reports for someone (default: no access at all). */
+  setPermission(account: string, level: FakePermission): void;
+  /** The reactions (emoji names as the forge names them) the token's user put on a comment. */
+  reactions(commentId: number): string[];
   /** Every status accepted for the commit, in the order posted. */
   statuses(sha: string): FakeStatus[];
   pullRequestUrl(number: number): string;
@@ -81,6 +85,9 @@ export interface FakePullRequestView {
   readonly author: string;
   readonly state: string;
 }
+
+/** GitHub's and Gitea's levels; the GitLab fake maps them onto access levels. */
+export type FakePermission = "admin" | "write" | "read" | "none";
 
 export interface FakeMerge {
   readonly mergeCommitSha?: string;

@@ -5,6 +5,7 @@ import {
   type FakeComment,
   type FakeForge,
   type FakeMerge,
+  type FakePermission,
   type FakePullRequestInput,
   type FakeRequest,
   type FakeResponse,
@@ -115,6 +116,8 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
   const comments: CommentRecord[] = [];
   const reviews: ReviewRecord[] = [];
   const statuses: StatusRecord[] = [];
+  const permissions = new Map<string, FakePermission>();
+  const reactions: { commentId: number; content: string }[] = [];
   let nextId = 1_000_001;
   let clock = Date.parse("2030-01-01T00:00:00Z");
   const now = () => {
@@ -128,6 +131,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
 
   function handle(request: FakeRequest): FakeResponse {
     authorize(request);
+    if (request.method === "GET" && request.path === "/user") return currentUser(request);
     const segments = request.path.split("/").slice(1);
     const [root, ownerSegment, repoSegment, collection, ...rest] = segments;
     if (root !== "repos" || ownerSegment !== owner || repoSegment !== repo) {
@@ -151,9 +155,14 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
         return updateComment(request, Number(rest[1]));
       case "DELETE issues/comments/:n":
         return deleteComment(request, Number(rest[1]));
+      case "POST issues/comments/:n/reactions":
+        return createReaction(request, Number(rest[1]));
       default:
         if (request.method === "POST" && collection === "statuses" && rest.length === 1) {
           return createStatus(request, rest[0] ?? "");
+        }
+        if (request.method === "GET" && collection === "collaborators" && rest[1] === "permission") {
+          return permission(request, decodeURIComponent(rest[0] ?? ""));
         }
         throw new Unexpected(404, `no route for ${request.method} ${request.path}`, notFound());
     }
@@ -184,6 +193,42 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
         documentation_url: DOCS,
       });
     }
+  }
+
+  /** GET /user: the token's own account. */
+  function currentUser(request: FakeRequest): FakeResponse {
+    allowQuery(request, [], invalid());
+    return { status: 200, body: { ...userJson(login), name: null, site_admin: false } };
+  }
+
+  /** GET /repos/{owner}/{repo}/collaborators/{username}/permission */
+  function permission(request: FakeRequest, username: string): FakeResponse {
+    allowQuery(request, [], invalid());
+    const level = permissions.get(username) ?? "none";
+    return {
+      status: 200,
+      body: { permission: level, role_name: level === "none" ? "read" : level, user: userJson(username) },
+    };
+  }
+
+  /** POST /repos/{owner}/{repo}/issues/comments/{id}/reactions: 201 when new, 200 when it was there. */
+  function createReaction(request: FakeRequest, id: number): FakeResponse {
+    allowQuery(request, [], invalid());
+    const { content } = parseRequestBody(
+      request,
+      z.strictObject({
+        content: z.enum(["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]),
+      }),
+      422,
+      validationFailed,
+    );
+    if (!comments.some((comment) => comment.id === id)) return { status: 404, body: notFound() };
+    const known = reactions.some((reaction) => reaction.commentId === id && reaction.content === content);
+    if (!known) reactions.push({ commentId: id, content });
+    return {
+      status: known ? 200 : 201,
+      body: { id: nextId++, node_id: "REA_1", user: userJson(login), content, created_at: now() },
+    };
   }
 
   function listPullRequests(request: FakeRequest): FakeResponse {
@@ -497,6 +542,14 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
     },
     comments(number: number): FakeComment[] {
       return commentsOf(number).map(({ id, body, author }) => ({ id, body, author }));
+    },
+    setPermission(account: string, level: FakePermission) {
+      permissions.set(account, level);
+    },
+    reactions(commentId: number) {
+      return reactions
+        .filter((reaction) => reaction.commentId === commentId)
+        .map((reaction) => reaction.content);
     },
     statuses(sha: string): FakeStatus[] {
       return statuses

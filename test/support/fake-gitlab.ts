@@ -4,6 +4,7 @@ import {
   type FakeComment,
   type FakeForge,
   type FakeMerge,
+  type FakePermission,
   type FakePullRequestInput,
   type FakeRequest,
   type FakeResponse,
@@ -131,6 +132,8 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
   const statusRecords: StatusRecord[] = [];
   const posted: (FakeStatus & { sha: string })[] = [];
   const otherProjects = new Map<string, number>();
+  const accessLevels = new Map<string, number>();
+  const awards: { noteId: number; name: string }[] = [];
   let nextId = 2_000_001;
   let clock = Date.parse("2030-01-01T00:00:00Z");
   const now = () => {
@@ -152,6 +155,11 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
       throw new Unexpected(401, "bad or missing PRIVATE-TOKEN", { message: "401 Unauthorized" });
     }
     const [first, id = "", ...rest] = request.path.split("/").slice(1);
+    if (request.method === "GET" && request.path === "/user") {
+      allowQuery(request, [], badRequest("invalid parameter"));
+      return { status: 200, body: userJson(username) };
+    }
+    if (request.method === "GET" && request.path === "/users") return findUsers(request);
     if (first !== "projects")
       throw new Unexpected(404, `no route for ${request.path}`, { message: "404 Not Found" });
     if (id !== String(projectId) && !(id.includes("%") && safeDecode(id) === project)) {
@@ -179,6 +187,10 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
         return withMergeRequest(iid, () => updateNote(request, iid, Number(rest[3])));
       case "DELETE merge_requests/:n/notes/:n":
         return withMergeRequest(iid, () => deleteNote(request, iid, Number(rest[3])));
+      case "POST merge_requests/:n/notes/:n/award_emoji":
+        return withMergeRequest(iid, () => awardEmoji(request, iid, Number(rest[3])));
+      case "GET members/all/:n":
+        return member(request, Number(rest[2]));
       case "POST statuses/:sha":
         return createStatus(request, rest[1] ?? "");
       case "GET repository/commits/:sha/statuses":
@@ -193,6 +205,38 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
   function withMergeRequest(iid: number, then: (found: MergeRequestRecord) => FakeResponse): FakeResponse {
     const found = mergeRequests.get(iid);
     return found ? then(found) : { status: 404, body: { message: "404 Not found" } };
+  }
+
+  /** GET /users?username=NAME: a list of at most that one user. */
+  function findUsers(request: FakeRequest): FakeResponse {
+    allowQuery(request, ["username"], badRequest("invalid parameter"));
+    const name = request.query.get("username");
+    if (!name) throw new Unexpected(400, "no username", badRequest("username is missing"));
+    return { status: 200, body: [userJson(name)] };
+  }
+
+  /** GET /projects/:id/members/all/:user_id: direct or inherited membership, or 404. */
+  function member(request: FakeRequest, userId: number): FakeResponse {
+    allowQuery(request, [], badRequest("invalid parameter"));
+    const name = [...accessLevels.keys()].find((candidate) => userJson(candidate).id === userId);
+    const level = name === undefined ? undefined : accessLevels.get(name);
+    if (name === undefined || level === undefined) return { status: 404, body: { message: "404 Not found" } };
+    return { status: 200, body: { ...userJson(name), access_level: level } };
+  }
+
+  /** POST .../notes/:note_id/award_emoji: 201; the same emoji twice is a 404 "Award Emoji Name has already been taken". */
+  function awardEmoji(request: FakeRequest, iid: number, noteId: number): FakeResponse {
+    allowQuery(request, [], badRequest("invalid parameter"));
+    const { name } = parseRequestBody(request, z.strictObject({ name: z.string().min(1) }), 400, (reason) =>
+      badRequest(reason),
+    );
+    if (!notesOf(iid).some((note) => note.id === noteId))
+      return { status: 404, body: { message: "404 Not found" } };
+    if (awards.some((award) => award.noteId === noteId && award.name === name)) {
+      throw new Unexpected(404, "awarded twice", { message: "Award Emoji Name has already been taken" });
+    }
+    awards.push({ noteId, name });
+    return { status: 201, body: { id: nextId++, name, user: userJson(username), awardable_id: noteId } };
   }
 
   function listMergeRequests(request: FakeRequest): FakeResponse {
@@ -504,6 +548,15 @@ export async function startFakeGitLab(options: FakeGitLabOptions): Promise<FakeG
       if (mergeRequests.has(input.number))
         throw new Error(`fake GitLab: merge request !${input.number} exists`);
       mergeRequests.set(input.number, newMergeRequest(input));
+    },
+    setPermission(account: string, level: FakePermission) {
+      const levels = { admin: 40, write: 30, read: 20, none: undefined } as const;
+      const accessLevel = levels[level];
+      if (accessLevel === undefined) accessLevels.delete(account);
+      else accessLevels.set(account, accessLevel);
+    },
+    reactions(commentId: number) {
+      return awards.filter((award) => award.noteId === commentId).map((award) => award.name);
     },
     setPullRequestState(number, state, merge?: FakeGitLabMerge) {
       const found = mergeRequest(number);

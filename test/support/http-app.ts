@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { onTestFinished } from "vitest";
 import type { RollbackResult } from "../../src/engine/rollback.ts";
 import { RunnerError } from "../../src/errors.ts";
-import type { ForgeEvent } from "../../src/forge/webhooks.ts";
+import type { ForgeEvent } from "../../src/forge/events.ts";
 import { buildHttpApp, type HttpOptions } from "../../src/http/app.ts";
 import type {
   Accepted,

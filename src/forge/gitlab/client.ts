@@ -1,7 +1,8 @@
 import { z } from "zod";
-import { ForgeError, forgeError, isForgeError, messageOf, unexpectedAnswer } from "./errors.ts";
-import type { Comment, CommitState, Forge, PullRequest } from "./forge.ts";
-import { DEFAULT_TIMEOUT_MS, shorten, timedFetch } from "./http.ts";
+import { ForgeError, isForgeError, unexpectedAnswer } from "../errors.ts";
+import { shorten } from "../http.ts";
+import type { Comment, CommitState, Forge, PullRequest } from "../port.ts";
+import { numericId, type RestCall, restClient } from "../rest.ts";
 
 export interface GitLabForgeOptions {
   /** The numeric project id or its path, e.g. "group/subgroup/name". */
@@ -12,6 +13,8 @@ export interface GitLabForgeOptions {
   readonly fetch?: typeof fetch;
   /** Per request; defaults to 30 s. */
   readonly timeoutMs?: number;
+  /** The username the runner's notes are written by; learnt from `GET /user` when unset. */
+  readonly login?: string;
 }
 
 /** GitLab's limit on a note's body. */
@@ -45,79 +48,37 @@ const mergeRequestSchema = z.object({
   squash_commit_sha: z.string().nullish(),
   web_url: z.string(),
 });
-const noteSchema = z.object({ id: z.number().int().positive(), body: z.string(), system: z.boolean() });
+const noteSchema = z.object({
+  id: z.number().int().positive(),
+  body: z.string(),
+  system: z.boolean(),
+  author: userSchema,
+});
+/** A user looked up by name, for the permission API that wants an id. */
+const userWithIdSchema = z.object({ id: z.number().int(), username: z.string() });
+const memberSchema = z.object({ access_level: z.number().int() });
 const commitStatusSchema = z.object({ name: z.string(), status: z.string() });
 const approvalsSchema = z.object({ approved_by: z.array(z.object({ user: userSchema })) });
 
 type MergeRequest = z.infer<typeof mergeRequestSchema>;
 
-interface Answer {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: unknown;
-}
-
-interface Call {
-  readonly method: "GET" | "POST" | "PUT" | "DELETE";
-  readonly path: string;
-  readonly action: string;
-  readonly query?: Readonly<Record<string, string>>;
-  readonly body?: Readonly<Record<string, string>>;
-}
+/** Developer (30) and above may push; below are guests and reporters. */
+const DEVELOPER = 30;
 
 export function gitlabForge(options: GitLabForgeOptions): Forge {
   const { project, token } = options;
-  const apiRoot = `${(options.baseUrl ?? "https://gitlab.com").replace(/\/+$/, "")}/api/v4`;
   const projectPath = `/projects/${encodeURIComponent(project)}`;
-  const fetchImpl = timedFetch(options.fetch ?? globalThis.fetch, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-
-  async function send(call: Call): Promise<Answer> {
-    const url = new URL(`${apiRoot}${call.path}`);
-    for (const [name, value] of Object.entries(call.query ?? {})) url.searchParams.set(name, value);
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetchImpl(url, {
-        method: call.method,
-        headers: {
-          "PRIVATE-TOKEN": token,
-          accept: "application/json",
-          ...(call.body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
-      });
-      text = await response.text();
-    } catch (error) {
-      throw forgeError({
-        forge: "gitlab",
-        action: call.action,
-        secret: token,
-        detail: reason(error),
-        cause: error,
-      });
-    }
-    const body = parseJson(text);
-    if (!response.ok) {
-      throw forgeError({
-        forge: "gitlab",
-        action: call.action,
-        secret: token,
-        status: response.status,
-        detail: messageOf(body) ?? "",
-      });
-    }
-    return { status: response.status, headers: response.headers, body };
-  }
-
-  async function json<T>(call: Call, schema: z.ZodType<T>): Promise<T> {
-    const answer = await send(call);
-    const parsed = schema.safeParse(answer.body);
-    if (!parsed.success) throw unexpectedAnswer("gitlab", call.action, answer.status, parsed.error);
-    return parsed.data;
-  }
+  const { send, json } = restClient({
+    forge: "gitlab",
+    apiRoot: `${(options.baseUrl ?? "https://gitlab.com").replace(/\/+$/, "")}/api/v4`,
+    headers: { "PRIVATE-TOKEN": token },
+    secret: token,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+  });
 
   /** Follows x-next-page, GitLab's offset pagination, to the last page. */
-  async function all<T>(call: Call, item: z.ZodType<T>): Promise<T[]> {
+  async function all<T>(call: RestCall, item: z.ZodType<T>): Promise<T[]> {
     const items: T[] = [];
     let page = 1;
     for (;;) {
@@ -213,7 +174,7 @@ export function gitlabForge(options: GitLabForgeOptions): Forge {
       },
     },
     comments: {
-      async findByMarker(pullRequest, marker) {
+      async list(pullRequest) {
         const notes = await all(
           {
             method: "GET",
@@ -224,7 +185,7 @@ export function gitlabForge(options: GitLabForgeOptions): Forge {
           },
           noteSchema,
         );
-        return notes.filter((note) => !note.system && note.body.includes(marker)).map(toComment);
+        return notes.filter((note) => !note.system).map(toComment);
       },
       async create(pullRequest, body) {
         const note = await json(
@@ -255,11 +216,54 @@ export function gitlabForge(options: GitLabForgeOptions): Forge {
           action,
         });
       },
+      async react(pullRequest, commentId) {
+        const action = `award an emoji to note ${commentId} on merge request !${pullRequest} of ${project}`;
+        await send({
+          method: "POST",
+          path: `${mergeRequestPath(pullRequest)}/notes/${noteId(commentId, action)}/award_emoji`,
+          action,
+          body: { name: "thumbsup" },
+        });
+      },
+    },
+    accounts: {
+      async self() {
+        if (options.login !== undefined) return options.login;
+        return (await json({ method: "GET", path: "/user", action: "read the token's user" }, userSchema))
+          .username;
+      },
+      async canWrite(account) {
+        const action = `read the access level of ${account.name} on ${project}`;
+        const id =
+          account.id ??
+          (
+            await json(
+              { method: "GET", path: "/users", action, query: { username: account.name } },
+              z.array(userWithIdSchema),
+            )
+          ).find((user) => user.username === account.name)?.id;
+        if (id === undefined) return false;
+        try {
+          const member = await json(
+            {
+              method: "GET",
+              path: `${projectPath}/members/all/${numericId("gitlab", String(id), "user", action)}`,
+              action,
+            },
+            memberSchema,
+          );
+          return member.access_level >= DEVELOPER;
+        } catch (error) {
+          // Not a member of the project or of a group above it.
+          if (isForgeError(error, "FORGE_NOT_FOUND")) return false;
+          throw error;
+        }
+      },
     },
     statuses: {
       async set(sha, status) {
         const state = GITLAB_STATE[status.state];
-        const call: Call = {
+        const call: RestCall = {
           method: "POST",
           path: `${projectPath}/statuses/${encodeURIComponent(sha)}`,
           action: `set status ${status.context} on ${sha} of ${project}`,
@@ -309,27 +313,9 @@ function toPullRequest(mergeRequest: MergeRequest): PullRequest {
 }
 
 function toComment(note: z.infer<typeof noteSchema>): Comment {
-  return { id: String(note.id), body: note.body };
+  return { id: String(note.id), body: note.body, author: note.author.username };
 }
 
 function noteId(commentId: string, action: string): string {
-  if (!/^[1-9][0-9]*$/.test(commentId)) {
-    throw new ForgeError("FORGE_NOT_FOUND", `gitlab: ${action}: not a GitLab note id`);
-  }
-  return commentId;
-}
-
-function parseJson(text: string): unknown {
-  if (text === "") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-/** fetch rejects with "fetch failed" and the reason (refused, timed out) in its cause. */
-function reason(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  return error.cause instanceof Error ? error.cause.message : error.message;
+  return numericId("gitlab", commentId, "GitLab note", action);
 }

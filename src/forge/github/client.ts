@@ -1,8 +1,9 @@
 import { Octokit } from "@octokit/rest";
 import { z } from "zod";
-import { ForgeError, forgeError, messageOf, unexpectedAnswer } from "./errors.ts";
-import type { Comment, Forge, PullRequest } from "./forge.ts";
-import { DEFAULT_TIMEOUT_MS, shorten, timedFetch } from "./http.ts";
+import { type ForgeError, forgeError, isForgeError, messageOf, unexpectedAnswer } from "../errors.ts";
+import { DEFAULT_TIMEOUT_MS, shorten, timedFetch } from "../http.ts";
+import type { Comment, Forge, PullRequest } from "../port.ts";
+import { numericId } from "../rest.ts";
 
 export interface GitHubForgeOptions {
   readonly owner: string;
@@ -14,6 +15,12 @@ export interface GitHubForgeOptions {
   readonly userAgent?: string;
   /** Per request; defaults to 30 s. */
   readonly timeoutMs?: number;
+  /**
+   * The login the runner's comments are written by. Learnt from `GET /user`
+   * when unset; a GitHub App's installation token cannot read that, so set
+   * it to the app's bot login, `<app-slug>[bot]`.
+   */
+  readonly login?: string;
 }
 
 /** GitHub rejects issue comments longer than this. */
@@ -36,8 +43,14 @@ const pullRequestSchema = z.object({
   head: z.object({ ref: z.string(), sha: z.string(), repo: repositorySchema.nullable() }),
   base: z.object({ ref: z.string(), repo: repositorySchema }),
 });
-const commentSchema = z.object({ id: z.number().int().positive(), body: z.string().nullish() });
+const commentSchema = z.object({
+  id: z.number().int().positive(),
+  body: z.string().nullish(),
+  user: userSchema.nullable(),
+});
 const reviewSchema = z.object({ user: userSchema.nullable(), state: z.string() });
+/** `permission` is the classic level: admin, write (also for maintain), read or none. */
+const permissionSchema = z.object({ permission: z.string() });
 
 type GitHubPullRequest = z.infer<typeof pullRequestSchema>;
 
@@ -121,7 +134,7 @@ export function githubForge(options: GitHubForgeOptions): Forge {
       },
     },
     comments: {
-      async findByMarker(pullRequest, marker) {
+      async list(pullRequest) {
         const comments = await call(
           `list comments of pull request #${pullRequest} of ${where}`,
           z.array(commentSchema),
@@ -133,7 +146,7 @@ export function githubForge(options: GitHubForgeOptions): Forge {
               per_page: PER_PAGE,
             }),
         );
-        return comments.map(toComment).filter((comment) => comment.body.includes(marker));
+        return comments.map(toComment);
       },
       async create(pullRequest, body) {
         const comment = await call(
@@ -155,6 +168,46 @@ export function githubForge(options: GitHubForgeOptions): Forge {
         const action = `delete comment ${commentId} on pull request #${pullRequest} of ${where}`;
         const comment_id = commentNumber(commentId, action);
         await call(action, z.unknown(), () => octokit.rest.issues.deleteComment({ owner, repo, comment_id }));
+      },
+      async react(pullRequest, commentId) {
+        const action = `react to comment ${commentId} on pull request #${pullRequest} of ${where}`;
+        const comment_id = commentNumber(commentId, action);
+        await call(action, z.unknown(), () =>
+          octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id, content: "+1" }),
+        );
+      },
+    },
+    accounts: {
+      async self() {
+        if (options.login !== undefined) return options.login;
+        const user = await call(
+          "read the token's user (set forge.login for an app)",
+          userSchema,
+          async () => (await octokit.rest.users.getAuthenticated()).data,
+        );
+        return user.login;
+      },
+      async canWrite(account) {
+        const action = `read the permission of ${account.name} on ${where}`;
+        try {
+          const level = await call(
+            action,
+            permissionSchema,
+            async () =>
+              (
+                await octokit.rest.repos.getCollaboratorPermissionLevel({
+                  owner,
+                  repo,
+                  username: account.name,
+                })
+              ).data,
+          );
+          return level.permission === "admin" || level.permission === "write";
+        } catch (error) {
+          // Someone who is no collaborator at all.
+          if (isForgeError(error, "FORGE_NOT_FOUND")) return false;
+          throw error;
+        }
       },
     },
     statuses: {
@@ -209,15 +262,12 @@ function approvedBy(reviews: readonly z.infer<typeof reviewSchema>[]): string[] 
 }
 
 function toComment(comment: z.infer<typeof commentSchema>): Comment {
-  return { id: String(comment.id), body: comment.body ?? "" };
+  // A deleted account shows as null: nobody the runner is.
+  return { id: String(comment.id), body: comment.body ?? "", author: comment.user?.login ?? "" };
 }
 
 function commentNumber(commentId: string, action: string): number {
-  const id = Number(commentId);
-  if (!/^[1-9][0-9]*$/.test(commentId) || !Number.isSafeInteger(id)) {
-    throw new ForgeError("FORGE_NOT_FOUND", `github: ${action}: not a GitHub comment id`);
-  }
-  return id;
+  return Number(numericId("github", commentId, "GitHub comment", action));
 }
 
 /** Octokit's RequestError carries the answer in `response`; without one, no answer came. */
