@@ -1,147 +1,26 @@
 import { createHmac } from "node:crypto";
-import { glob, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
-import type { FakeForge } from "./support/fake-forge.ts";
 import { startFakeGitHub } from "./support/fake-github.ts";
 import { startFakeGitLab } from "./support/fake-gitlab.ts";
-import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
+import {
+  events,
+  githubPullRequest,
+  githubSetup,
+  idle,
+  planStatus,
+  SECRET,
+  stacks,
+  synthStarted,
+  TOKEN,
+} from "./support/pull-request-serve.ts";
+import { dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 
-const SECRET = "forge-webhook-secret";
-const TOKEN = "forge-token-abc123";
 const MARKER = "<!-- gitops-runner:plan -->";
 const APPLY_MARKER = "<!-- gitops-runner:apply -->";
-
-const stacks = (cidr: string, replicas = 2): AppSpec => ({
-  network: { vpc: { input: { cidr } } },
-  service: { api: { input: { replicas }, reads: "network.vpc" } },
-});
-
-function events(data: string): { kind: string; status: string; pr: number | null }[] {
-  const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
-  try {
-    return db.prepare("SELECT kind, status, pr FROM events ORDER BY rowid").all() as never;
-  } finally {
-    db.close();
-  }
-}
-
-/** Waits until an app that writes `marker` into its checkout (all it may write) is synthesizing. */
-async function synthStarted(data: string, marker: string): Promise<void> {
-  await vi.waitFor(
-    async () => {
-      const found: string[] = [];
-      for await (const file of glob(path.join(data, "work", "*", "checkout", marker))) found.push(file);
-      expect(found).toHaveLength(1);
-    },
-    { timeout: 60_000, interval: 100 },
-  );
-}
-
-/** Waits until the runner has no queued or running event: the first apply's follow-up work is done too. */
-async function idle(data: string): Promise<void> {
-  await vi.waitFor(
-    () =>
-      expect(events(data).filter((event) => event.status === "queued" || event.status === "running")).toEqual(
-        [],
-      ),
-    { timeout: 60_000, interval: 200 },
-  );
-}
-
-interface Setup {
-  repo: TestRepo;
-  data: string;
-  forge: FakeForge;
-  served: Awaited<ReturnType<typeof startServe>>;
-  deliver(
-    event: string,
-    payload: Record<string, unknown>,
-    delivery: string,
-    signature?: string,
-  ): Promise<number>;
-}
-
-async function githubSetup(extraForge: Record<string, unknown> = {}): Promise<Setup> {
-  const repo = await TestRepo.create(stacks("10.0.0.0/16"));
-  const data = await dataDir();
-  const forge = await startFakeGitHub({ owner: "acme", repo: "infra", token: TOKEN });
-  onTestFinished(() => forge.close());
-  const config = await writeServeConfig(data, {
-    repository: { url: repo.dir },
-    pollIntervalSeconds: 3600,
-    forge: {
-      type: "github",
-      owner: "acme",
-      repo: "infra",
-      baseUrl: forge.url,
-      tokenEnv: "TEST_FORGE_TOKEN",
-      webhookSecretEnv: "TEST_FORGE_SECRET",
-      ...extraForge,
-    },
-  });
-  const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
-  await vi.waitFor(
-    async () => {
-      const { stacks: views } = await served.json("/api/stacks");
-      expect(views.filter((view: { lastAppliedCommit?: string }) => view.lastAppliedCommit)).toHaveLength(2);
-    },
-    { timeout: 60_000, interval: 200 },
-  );
-  await idle(data);
-  const deliver = async (
-    event: string,
-    payload: Record<string, unknown>,
-    delivery: string,
-    signature?: string,
-  ) => {
-    const body = JSON.stringify(payload);
-    const response = await fetch(new URL("/webhooks/github", served.url), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-github-event": event,
-        "x-github-delivery": delivery,
-        "x-hub-signature-256":
-          signature ?? `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`,
-      },
-      body,
-    });
-    return response.status;
-  };
-  return { repo, data, forge, served, deliver };
-}
-
-function githubPullRequest(
-  action: string,
-  number: number,
-  head: string,
-  extra: Record<string, unknown> = {},
-) {
-  return {
-    action,
-    number,
-    pull_request: {
-      head: { sha: head, repo: { full_name: "acme/infra" } },
-      base: { repo: { full_name: "acme/infra" } },
-      merged: false,
-      merge_commit_sha: null,
-      ...extra,
-    },
-  };
-}
-
-async function planStatus(forge: FakeForge, sha: string, state: string): Promise<void> {
-  await vi.waitFor(
-    () =>
-      expect(forge.statuses(sha).map((status) => `${status.context} ${status.state}`)).toContain(
-        `gitops-runner/plan ${state}`,
-      ),
-    { timeout: 60_000, interval: 200 },
-  );
-}
 
 describe("pull requests on GitHub", () => {
   it("plans an opened pull request, updates its one comment on a new push, and reports the apply after the merge", async () => {

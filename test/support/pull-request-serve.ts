@@ -1,0 +1,244 @@
+import { createHmac } from "node:crypto";
+import { glob, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { expect, onTestFinished, vi } from "vitest";
+import type { FakeForge } from "./fake-forge.ts";
+import { startFakeGitHub } from "./fake-github.ts";
+import { type AppSpec, appSource, dataDir, TestRepo } from "./repo.ts";
+import { startServe, writeServeConfig } from "./serve.ts";
+
+/** What the pull-request tests share: the real `serve` against a fake forge, and ways to wait on its work. */
+
+export const SECRET = "forge-webhook-secret";
+export const TOKEN = "forge-token-abc123";
+
+export const stacks = (cidr: string, replicas = 2): AppSpec => ({
+  network: { vpc: { input: { cidr } } },
+  service: { api: { input: { replicas }, reads: "network.vpc" } },
+});
+
+export interface StoredEvent {
+  readonly id: string;
+  readonly kind: string;
+  readonly status: string;
+  readonly pr: number | null;
+  readonly commit: string | null;
+}
+
+export function events(data: string): StoredEvent[] {
+  const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
+  try {
+    return db
+      .prepare("SELECT id, kind, status, pr, commit_sha AS 'commit' FROM events ORDER BY rowid")
+      .all() as never;
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs of a commit, as the store has them. */
+export function runsOf(
+  data: string,
+  commit: string,
+): { kind: string; stack: string; status: string; pr: number | null }[] {
+  const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
+  try {
+    return db
+      .prepare("SELECT kind, stack, status, pr FROM runs WHERE commit_sha = ? ORDER BY started_at, id")
+      .all(commit) as never;
+  } finally {
+    db.close();
+  }
+}
+
+/** Waits until an app that writes `marker` into its checkout (all it may write) is synthesizing. */
+export async function synthStarted(data: string, marker: string): Promise<void> {
+  await vi.waitFor(async () => expect(await checkoutsWith(data, marker)).toHaveLength(1), {
+    timeout: 60_000,
+    interval: 100,
+  });
+}
+
+async function checkoutsWith(data: string, marker: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const file of glob(path.join(data, "work", "*", "checkout", marker)))
+    found.push(path.dirname(file));
+  return found;
+}
+
+/**
+ * An app that says when its synthesis starts (GATE_STARTED in its checkout)
+ * and waits for the test to open the gate (GATE_OPEN there) before it goes on.
+ */
+export function gatedApp(spec: AppSpec): string {
+  return [
+    'import { existsSync as gateExists, writeFileSync as gateWrite } from "node:fs";',
+    `gateWrite(${JSON.stringify(GATE_STARTED)}, "");`,
+    `while (!gateExists(${JSON.stringify(GATE_OPEN)})) await new Promise((resolve) => setTimeout(resolve, 50));`,
+    appSource(spec),
+  ].join("\n");
+}
+
+const GATE_STARTED = "gate-started";
+const GATE_OPEN = "gate-open";
+
+export async function gateStarted(data: string): Promise<void> {
+  await synthStarted(data, GATE_STARTED);
+}
+
+export async function openGates(data: string): Promise<void> {
+  for (const checkout of await checkoutsWith(data, GATE_STARTED)) {
+    await writeFile(path.join(checkout, GATE_OPEN), "");
+  }
+}
+
+/** Waits until the runner has no queued or running event: follow-up work is done too. */
+export async function idle(data: string): Promise<void> {
+  await vi.waitFor(
+    () =>
+      expect(events(data).filter((event) => event.status === "queued" || event.status === "running")).toEqual(
+        [],
+      ),
+    { timeout: 60_000, interval: 200 },
+  );
+}
+
+export async function planStatus(
+  forge: FakeForge,
+  sha: string,
+  state: string,
+  context = "gitops-runner/plan",
+) {
+  await vi.waitFor(
+    () =>
+      expect(forge.statuses(sha).map((status) => `${status.context} ${status.state}`)).toContain(
+        `${context} ${state}`,
+      ),
+    { timeout: 60_000, interval: 200 },
+  );
+}
+
+export interface GitHubSetup {
+  repo: TestRepo;
+  data: string;
+  forge: FakeForge;
+  served: Awaited<ReturnType<typeof startServe>>;
+  deliver(
+    event: string,
+    payload: Record<string, unknown>,
+    delivery: string,
+    signature?: string,
+  ): Promise<number>;
+  /** The answer's body too. */
+  deliverFor(
+    event: string,
+    payload: Record<string, unknown>,
+    delivery: string,
+  ): Promise<{ status: number; body: any }>;
+}
+
+export interface GitHubSetupOptions {
+  readonly spec?: AppSpec;
+  /** The policy file on the main branch from the start. */
+  readonly policy?: Record<string, unknown>;
+  readonly forge?: Record<string, unknown>;
+  /** Stacks applied at start. */
+  readonly applied?: number;
+}
+
+/** A repository applied at start by `serve`, which plans the pull requests of a fake GitHub. */
+export async function githubSetup(options: GitHubSetupOptions = {}): Promise<GitHubSetup> {
+  const spec = options.spec ?? stacks("10.0.0.0/16");
+  const repo = await TestRepo.create(spec);
+  if (options.policy) {
+    await repo.write("gitops-runner.policy.json", JSON.stringify(options.policy));
+    await repo.commit("Policy");
+  }
+  const data = await dataDir();
+  const forge = await startFakeGitHub({ owner: "acme", repo: "infra", token: TOKEN });
+  onTestFinished(() => forge.close());
+  const config = await writeServeConfig(data, {
+    repository: { url: repo.dir },
+    pollIntervalSeconds: 3600,
+    forge: {
+      type: "github",
+      owner: "acme",
+      repo: "infra",
+      baseUrl: forge.url,
+      tokenEnv: "TEST_FORGE_TOKEN",
+      webhookSecretEnv: "TEST_FORGE_SECRET",
+      ...options.forge,
+    },
+  });
+  const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
+  await vi.waitFor(
+    async () => {
+      const { stacks: views } = await served.json("/api/stacks");
+      expect(views.filter((view: { lastAppliedCommit?: string }) => view.lastAppliedCommit)).toHaveLength(
+        options.applied ?? Object.keys(spec).length,
+      );
+    },
+    { timeout: 60_000, interval: 200 },
+  );
+  await idle(data);
+  const send = async (
+    event: string,
+    payload: Record<string, unknown>,
+    delivery: string,
+    signature?: string,
+  ) => {
+    const body = JSON.stringify(payload);
+    return fetch(new URL("/webhooks/github", served.url), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": event,
+        "x-github-delivery": delivery,
+        "x-hub-signature-256":
+          signature ?? `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`,
+      },
+      body,
+    });
+  };
+  return {
+    repo,
+    data,
+    forge,
+    served,
+    deliver: async (event, payload, delivery, signature) =>
+      (await send(event, payload, delivery, signature)).status,
+    deliverFor: async (event, payload, delivery) => {
+      const response = await send(event, payload, delivery);
+      return { status: response.status, body: await response.json() };
+    },
+  };
+}
+
+export function githubPullRequest(
+  action: string,
+  number: number,
+  head: string,
+  extra: Record<string, unknown> = {},
+) {
+  return {
+    action,
+    number,
+    pull_request: {
+      head: { sha: head, repo: { full_name: "acme/infra" } },
+      base: { repo: { full_name: "acme/infra" } },
+      merged: false,
+      merge_commit_sha: null,
+      ...extra,
+    },
+  };
+}
+
+/** An issue_comment delivery: a comment on pull request `number`. */
+export function githubComment(number: number, comment: { id: number; body: string; login: string }) {
+  return {
+    action: "created",
+    issue: { number, pull_request: { url: `https://api.github.com/repos/acme/infra/pulls/${number}` } },
+    comment: { id: comment.id, body: comment.body, user: { login: comment.login, id: 4242 } },
+  };
+}
