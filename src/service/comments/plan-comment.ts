@@ -86,8 +86,9 @@ export function renderPlanComment(input: PlanCommentInput, maxLength: number): s
 /** The notice that the branch is behind the followed branch for some of the stacks it affects. */
 export function staleNotice(stacks: readonly string[]): string {
   return (
-    `> **Stale:** the followed branch changed ${stacks.map(escapeText).join(", ")} since this branch left it, ` +
-    "so the plan after the merge may differ. Merge the followed branch into this branch or rebase it to plan again."
+    `> **Stale:** this branch is behind the followed branch for ${stacks.map(escapeText).join(", ")} ` +
+    "(the followed branch changed it, or a stack it reads, since this branch left it), so the plan after " +
+    "the merge may differ. Merge the followed branch into this branch or rebase it to plan again."
   );
 }
 
