@@ -6,8 +6,9 @@
 #   - a Terraform engine: the pinned OpenTofu (from PATH, from the cache, or built
 #     from the Go module proxy) and, for a second test pass, a terraform on PATH;
 #   - with `test`: the AWS provider in a project-owned filesystem mirror,
-#     moto's server and aiosmtpd (SMTP) in virtual environments, and PostgreSQL's
-#     server binaries.
+#     moto's server and aiosmtpd (SMTP) in virtual environments, PostgreSQL's
+#     server binaries, and a Gitea server (built from the Go module proxy) for
+#     the forge tests.
 # Builds are cached outside the clone, keyed by version, so a second run costs
 # seconds. It writes .toolchain/env.sh, which scripts/run.sh sources: node and
 # the engine on PATH. It leaves TF_CLI_CONFIG_FILE alone: the runner finds the
@@ -237,6 +238,39 @@ if [[ "$purpose" == test ]]; then
   fi
 fi
 
+# --- Gitea, a real forge for the pull-request tests --------------------------------------
+# Built from its module source (a writable copy, so that its own go.mod and replace
+# directives apply) with SQLite; kept with the templates and options it reads at run
+# time, since a build without the bindata tag serves them from STATIC_ROOT_PATH.
+gitea_home=""
+if [[ "$purpose" == test ]]; then
+  gitea_version="$(pinned .gitea)"
+  gitea_cached="$cache/gitea/$gitea_version"
+  if [[ -x "$gitea_cached/gitea" && -d "$gitea_cached/static/templates" ]]; then
+    gitea_home="$gitea_cached"
+    say "gitea: $gitea_version at $gitea_cached (built earlier from the Go module proxy, cached)"
+  elif command -v go >/dev/null; then
+    say "gitea: building $gitea_version from the Go module proxy (about 4 minutes on two cores, once)"
+    started=$(date +%s)
+    build_dir="$(mktemp -d)"
+    if module="$(go mod download -json "code.gitea.io/gitea@v$gitea_version" | node -p 'JSON.parse(require("fs").readFileSync(0, "utf8")).Dir')" &&
+      cp -r "$module" "$build_dir/src" && chmod -R u+w "$build_dir/src" &&
+      (cd "$build_dir/src" && CGO_ENABLED=1 GOFLAGS=-mod=mod go build -trimpath -tags "sqlite sqlite_unlock_notify" \
+        -ldflags "-s -w -X main.Version=$gitea_version" -o "$build_dir/gitea" .) >&2; then
+      rm -rf "$gitea_cached" && mkdir -p "$gitea_cached/static"
+      cp -r "$build_dir/src/templates" "$build_dir/src/options" "$build_dir/src/public" "$gitea_cached/static/"
+      mv "$build_dir/gitea" "$gitea_cached/gitea"
+      gitea_home="$gitea_cached"
+      say "gitea: $gitea_version built in $(elapsed "$started"), cached at $gitea_cached"
+    else
+      say "gitea: the build failed (output above); the Gitea tests will say so"
+    fi
+    rm -rf "$build_dir"
+  else
+    say "gitea: no Go toolchain to build Gitea $gitea_version; the Gitea tests will say so"
+  fi
+fi
+
 # --- the environment for scripts/run.sh ----------------------------------------------
 {
   echo "# Written by scripts/setup.sh ($purpose); sourced by scripts/run.sh."
@@ -245,6 +279,7 @@ fi
   echo "export GITOPS_RUNNER_TEST_ENGINES=\"${tofu_bin}${tofu_bin:+${terraform_bin:+:}}${terraform_bin}\""
   echo "export GITOPS_RUNNER_TEST_MOTO_SERVER=\"$moto_server\""
   echo "export GITOPS_RUNNER_TEST_SMTP_PYTHON=\"$smtp_python\""
+  echo "export GITOPS_RUNNER_TEST_GITEA=\"$gitea_home\""
 } >"$toolchain/env.sh"
 if [[ -d "$mirror" ]]; then
   say "ready: engine $primary_engine, provider mirror $mirror (the runner finds it; TF_CLI_CONFIG_FILE is left as it is)"
