@@ -333,6 +333,73 @@ describe("githubForge", () => {
   });
 });
 
+describe("who the runner is, and who may ask it for something", () => {
+  it("GitHub: the token's login once asked, collaborators' permission levels, a reaction", async () => {
+    const fake = await fakeGitHub();
+    fake.addPullRequest({ number: 9, headSha: sha(9) });
+    const asked = fake.addComment(9, "/gitops-runner plan", "alice");
+    for (const [name, level] of [
+      ["alice", "write"],
+      ["root", "admin"],
+      ["mallory", "read"],
+    ] as const)
+      fake.setPermission(name, level);
+    const forge = githubForge({ owner: "acme", repo: "infra", token: TOKEN, baseUrl: fake.url });
+
+    expect(await forge.accounts.self()).toBe("gitops-runner[bot]");
+    const can = async (name: string) => forge.accounts.canWrite({ name });
+    expect([await can("alice"), await can("root"), await can("mallory"), await can("stranger")]).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
+    await forge.comments.react?.(9, String(asked.id));
+    await forge.comments.react?.(9, String(asked.id));
+    expect(fake.reactions(asked.id)).toEqual(["+1"]);
+    // An app's installation token cannot read /user: its login is configured instead.
+    const app = githubForge({
+      owner: "acme",
+      repo: "infra",
+      token: TOKEN,
+      baseUrl: fake.url,
+      login: "infra-bot[bot]",
+    });
+    expect(await app.accounts.self()).toBe("infra-bot[bot]");
+    expect(fake.calls.filter((call) => call.path === "/user")).toHaveLength(1);
+    fake.assertNoUnexpected();
+  });
+
+  it("GitLab: the token's username, members' access levels by id or by username, an award", async () => {
+    const fake = await fakeGitLab();
+    fake.addPullRequest({ number: 9, headSha: sha(9) });
+    const asked = fake.addComment(9, "/gitops-runner plan", "alice");
+    fake.setPermission("alice", "write");
+    fake.setPermission("maintainer", "admin");
+    fake.setPermission("reporter", "read");
+    const forge = gitlabForge({ project: "acme/platform/infra", token: TOKEN, baseUrl: fake.url });
+
+    expect(await forge.accounts.self()).toBe("gitops-runner");
+    expect(await forge.accounts.canWrite({ name: "alice" })).toBe(true);
+    expect(await forge.accounts.canWrite({ name: "maintainer" })).toBe(true);
+    expect(await forge.accounts.canWrite({ name: "reporter" })).toBe(false);
+    expect(await forge.accounts.canWrite({ name: "stranger" })).toBe(false);
+    await forge.comments.react?.(9, String(asked.id));
+    expect(fake.reactions(asked.id)).toEqual(["thumbsup"]);
+    expect(requests(fake).filter((line) => line.includes("/members/") || line.includes("/users"))).toEqual([
+      `GET /users?username=alice → 200`,
+      expect.stringMatching(/^GET \/projects\/acme%2Fplatform%2Finfra\/members\/all\/\d+ → 200$/),
+      `GET /users?username=maintainer → 200`,
+      expect.stringMatching(/members\/all\/\d+ → 200$/),
+      `GET /users?username=reporter → 200`,
+      expect.stringMatching(/members\/all\/\d+ → 200$/),
+      `GET /users?username=stranger → 200`,
+      expect.stringMatching(/members\/all\/\d+ → 404$/),
+    ]);
+    fake.assertNoUnexpected();
+  });
+});
+
 describe("gitlabForge", () => {
   it("lists every open merge request across pages, naming the project by its encoded path", async () => {
     const fake = await fakeGitLab();

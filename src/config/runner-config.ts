@@ -171,6 +171,10 @@ const runnerConfigSchema = z.strictObject({
         ...forgeAccess,
       }),
     ])
+    .refine((forge) => forge.planStatus !== forge.applyStatus, {
+      message: "planStatus and applyStatus must differ",
+      path: ["applyStatus"],
+    })
     .optional(),
   /** Drift schedules: a tick to look for due checks, and jitter spreading them. */
   drift: z
