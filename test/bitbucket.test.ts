@@ -1,14 +1,22 @@
 import { createHmac } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { describe, expect, it, onTestFinished, vi } from "vitest";
-import { isRunnerError } from "../src/errors.ts";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { bitbucketForge } from "../src/forge/bitbucket/client.ts";
 import { bitbucketDelivery } from "../src/forge/bitbucket/webhook.ts";
+import { refusal } from "./support/errors.ts";
 import { accountUuid, startFakeBitbucket } from "./support/fake-bitbucket.ts";
-import { events, idle, planStatus, runsOf, SECRET, stacks, TOKEN } from "./support/pull-request-serve.ts";
-import { dataDir, TestRepo } from "./support/repo.ts";
-import { startServe, writeServeConfig } from "./support/serve.ts";
+import {
+  events,
+  idle,
+  planStatus,
+  runsOf,
+  SECRET,
+  serveForge,
+  stacks,
+  TOKEN,
+} from "./support/pull-request-serve.ts";
+import { TestRepo } from "./support/repo.ts";
 import { repoRoot } from "./support/toolchain.ts";
 
 /**
@@ -35,16 +43,6 @@ function headers(body: string, key: string, id = "d6f1c2a4-0b9e-4c7d-8a5f-3e2d1c
     "x-attempt-number": "1",
     "x-hub-signature": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
   };
-}
-
-function refusal(work: () => unknown): string {
-  try {
-    work();
-  } catch (error) {
-    if (isRunnerError(error)) return `${error.code}: ${error.message}`;
-    throw error;
-  }
-  throw new Error("not refused");
 }
 
 describe("Bitbucket Cloud deliveries", () => {
@@ -258,29 +256,15 @@ describe("the Bitbucket client", () => {
 describe("pull requests on Bitbucket Cloud", () => {
   it("plans, skips an edit that pushed nothing, answers commands with replies, and reports the apply after the merge", async () => {
     const repo = await TestRepo.create(stacks("10.0.0.0/16"));
-    const data = await dataDir();
     const bitbucket = await startFakeBitbucket({ workspace: "acme", repo: "infra", token: TOKEN });
     onTestFinished(() => bitbucket.close());
     bitbucket.setPermission("alice", "write");
     bitbucket.setPermission("mallory", "read");
-    const config = await writeServeConfig(data, {
-      repository: { url: repo.dir },
-      pollIntervalSeconds: 3600,
-      forge: {
-        type: "bitbucket",
-        workspace: "acme",
-        repo: "infra",
-        baseUrl: bitbucket.url,
-        tokenEnv: "TEST_FORGE_TOKEN",
-        webhookSecretEnv: "TEST_FORGE_SECRET",
-      },
+    const { data, served } = await serveForge({
+      repository: repo.dir,
+      forge: { type: "bitbucket", workspace: "acme", repo: "infra", baseUrl: bitbucket.url },
+      applied: 2,
     });
-    const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
-    await vi.waitFor(
-      async () => expect((await served.json("/api/runs?kind=apply&status=succeeded")).runs).toHaveLength(2),
-      { timeout: 60_000, interval: 200 },
-    );
-    await idle(data);
     let deliveries = 0;
     const deliver = async (key: string, payload: Payload) => {
       const body = JSON.stringify(payload);

@@ -1,24 +1,14 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { isRunnerError } from "../src/errors.ts";
 import { giteaDelivery } from "../src/forge/gitea/webhook.ts";
 import { githubDelivery } from "../src/forge/github/webhook.ts";
 import { gitlabDelivery } from "../src/forge/gitlab/webhook.ts";
+import { refusal } from "./support/errors.ts";
 
 const SECRET = "forge-webhook-secret";
 
 function signed(body: string, secret = SECRET): string {
   return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
-}
-
-function refusal(work: () => unknown): string {
-  try {
-    work();
-  } catch (error) {
-    if (isRunnerError(error)) return `${error.code}: ${error.message}`;
-    throw error;
-  }
-  throw new Error("not refused");
 }
 
 const pullRequest = (action: string, extra: Record<string, unknown> = {}) =>

@@ -1,9 +1,8 @@
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { giteaForge } from "../src/forge/gitea/client.ts";
 import { GITEA_PAGE_LIMIT, type GiteaServer, type GiteaUser, startGitea } from "./support/gitea.ts";
-import { idle, runsOf, SECRET, stacks } from "./support/pull-request-serve.ts";
-import { dataDir, TestRepo } from "./support/repo.ts";
-import { startServe, writeServeConfig } from "./support/serve.ts";
+import { idle, runsOf, SECRET, serveForge, stacks } from "./support/pull-request-serve.ts";
+import { TestRepo } from "./support/repo.ts";
 
 /**
  * Gitea (the forge Forgejo forked) as a real server: the client against its
@@ -217,26 +216,12 @@ describe("the Gitea client against a real Gitea", () => {
 describe("pull requests on a real Gitea", () => {
   it("plans an opened pull request, again on a command and a push in its one comment, and reports the apply after the merge", async () => {
     const forge = await giteaWithRepository();
-    const data = await dataDir();
-    const config = await writeServeConfig(data, {
-      repository: { url: `${forge.gitea.url}/${REPOSITORY}.git` },
-      pollIntervalSeconds: 3600,
-      forge: {
-        type: "gitea",
-        baseUrl: forge.gitea.url,
-        owner: "owner",
-        repo: "infra",
-        tokenEnv: "TEST_FORGE_TOKEN",
-        webhookSecretEnv: "TEST_FORGE_SECRET",
-      },
+    const { data, served } = await serveForge({
+      repository: `${forge.gitea.url}/${REPOSITORY}.git`,
+      forge: { type: "gitea", baseUrl: forge.gitea.url, owner: "owner", repo: "infra" },
+      token: forge.bot.token,
+      applied: 2,
     });
-    const served = await startServe(config, { TEST_FORGE_TOKEN: forge.bot.token, TEST_FORGE_SECRET: SECRET });
-    await vi.waitFor(
-      async () => expect((await served.json("/api/runs?kind=apply&status=succeeded")).runs).toHaveLength(2),
-      { timeout: 90_000, interval: 250 },
-    );
-    await idle(data);
-
     await forge.owner.api(
       "POST",
       `/repos/${REPOSITORY}/hooks`,

@@ -12,6 +12,7 @@ import {
   idle,
   planStatus,
   SECRET,
+  serveForge,
   stacks,
   synthStarted,
   TOKEN,
@@ -264,26 +265,13 @@ describe("pull requests without webhooks", () => {
 describe("merge requests on GitLab", () => {
   it("plans an opened merge request with one note and a commit status", async () => {
     const repo = await TestRepo.create(stacks("10.0.0.0/16"));
-    const data = await dataDir();
     const forge = await startFakeGitLab({ project: "acme/infra", token: TOKEN });
     onTestFinished(() => forge.close());
-    const config = await writeServeConfig(data, {
-      repository: { url: repo.dir },
-      pollIntervalSeconds: 3600,
-      forge: {
-        type: "gitlab",
-        project: "acme/infra",
-        baseUrl: forge.url,
-        tokenEnv: "TEST_FORGE_TOKEN",
-        webhookSecretEnv: "TEST_FORGE_SECRET",
-      },
+    const { served } = await serveForge({
+      repository: repo.dir,
+      forge: { type: "gitlab", project: "acme/infra", baseUrl: forge.url },
+      applied: 2,
     });
-    const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
-    await vi.waitFor(
-      async () => expect((await served.json("/api/runs?kind=apply&status=succeeded")).runs).toHaveLength(2),
-      { timeout: 60_000, interval: 200 },
-    );
-    await idle(data);
     await repo.checkout("scale", true);
     await repo.setApp(stacks("10.0.0.0/16", 5));
     const head = await repo.commit("Scale the service");

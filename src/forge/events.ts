@@ -65,6 +65,17 @@ export function parseCommand(body: string): Command | undefined {
   return { action: "help", asked: words.slice(1).join(" ").slice(0, 200) };
 }
 
+/** A new comment on a pull request as an event: a command, or undefined for an ordinary comment. */
+export function commandEvent(
+  number: number,
+  commentId: number,
+  author: Account,
+  body: string,
+): ForgeEvent | undefined {
+  const command = parseCommand(body);
+  return command ? { kind: "command", number, commentId: String(commentId), author, command } : undefined;
+}
+
 // --- shared by the parsers --------------------------------------------------------------
 
 export function header(headers: Headers, name: string): string | undefined {

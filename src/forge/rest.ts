@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import { ForgeError, forgeError, messageOf, unexpectedAnswer } from "./errors.ts";
 import { DEFAULT_TIMEOUT_MS, timedFetch } from "./http.ts";
 import type { ForgeKind } from "./port.ts";
@@ -28,7 +28,25 @@ export interface RestAnswer {
 export interface RestClient {
   send(call: RestCall): Promise<RestAnswer>;
   json<T>(call: RestCall, schema: z.ZodType<T>): Promise<T>;
+  /**
+   * Every item of a paged list: `first` is the first page's call; `page`
+   * reads an answer's items (an array, checked against `item`) and the call
+   * for the next page, when there is one. Each forge pages its own way.
+   */
+  all<T>(
+    first: RestCall,
+    item: z.ZodType<T>,
+    page: (answer: RestAnswer, call: RestCall) => Page,
+  ): Promise<T[]>;
 }
+
+export interface Page {
+  readonly items: unknown;
+  readonly next?: RestCall;
+}
+
+/** A bound on paging, against a server that never says it is done. */
+const MAX_PAGES = 500;
 
 export interface RestClientOptions {
   readonly forge: ForgeKind;
@@ -86,6 +104,22 @@ export function restClient(options: RestClientOptions): RestClient {
       const parsed = schema.safeParse(answer.body);
       if (!parsed.success) throw unexpectedAnswer(forge, call.action, answer.status, parsed.error);
       return parsed.data;
+    },
+    async all(first, item, page) {
+      const items: z.infer<typeof item>[] = [];
+      let call: RestCall | undefined = first;
+      for (let count = 0; call !== undefined; count++) {
+        if (count === MAX_PAGES) {
+          throw new ForgeError("FORGE_FAILED", `${forge}: ${first.action}: more than ${MAX_PAGES} pages`);
+        }
+        const answer = await send(call);
+        const read = page(answer, call);
+        const parsed = z.array(item).safeParse(read.items);
+        if (!parsed.success) throw unexpectedAnswer(forge, first.action, answer.status, parsed.error);
+        items.push(...parsed.data);
+        call = read.next;
+      }
+      return items;
     },
   };
 }

@@ -9,3 +9,9 @@ export function errorOf(work: () => unknown): { code?: string; message: string }
   }
   throw new Error("expected an error");
 }
+
+/** "CODE: message" of the RunnerError that `work` throws; fails when it throws none. */
+export function refusal(work: () => unknown): string {
+  const { code, message } = errorOf(work);
+  return `${code}: ${message}`;
+}

@@ -2,11 +2,11 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect, vi } from "vitest";
+import { freePort } from "./ports.ts";
 import { tempDir } from "./toolchain.ts";
 
 const run = promisify(execFile);
@@ -230,16 +230,4 @@ MODE = console
 LEVEL = warn
 ROOT_PATH = ${dir}/log
 `;
-}
-
-/** A port nobody listens on now, on loopback. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  if (address === null || typeof address === "string") throw new Error("no free port");
-  return address.port;
 }

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
+import { freePort } from "./ports.ts";
 
 export interface Moto {
   readonly endpoint: string;
@@ -51,14 +51,4 @@ async function waitUntilServing(endpoint: string, child: ChildProcess): Promise<
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`no answer within ${READY_TIMEOUT_MS} ms`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }

@@ -6,7 +6,7 @@ import { expect, onTestFinished, vi } from "vitest";
 import type { FakeForge } from "./fake-forge.ts";
 import { startFakeGitHub } from "./fake-github.ts";
 import { type AppSpec, appSource, dataDir, TestRepo } from "./repo.ts";
-import { startServe, writeServeConfig } from "./serve.ts";
+import { type Served, startServe, writeServeConfig } from "./serve.ts";
 
 /** What the pull-request tests share: the real `serve` against a fake forge, and ways to wait on its work. */
 
@@ -123,7 +123,7 @@ export interface GitHubSetup {
   repo: TestRepo;
   data: string;
   forge: FakeForge;
-  served: Awaited<ReturnType<typeof startServe>>;
+  served: Served;
   deliver(
     event: string,
     payload: Record<string, unknown>,
@@ -147,6 +147,42 @@ export interface GitHubSetupOptions {
   readonly applied?: number;
 }
 
+export interface ServeForgeOptions {
+  /** The repository's address. */
+  readonly repository: string;
+  /** The forge entry, without its token and secret variables. */
+  readonly forge: Record<string, unknown>;
+  /** The forge token; TOKEN by default. */
+  readonly token?: string;
+  /** Stacks applied at start, waited for before the runner is handed over (idle). */
+  readonly applied: number;
+}
+
+/** The real `serve` on a repository and a forge, once it has applied the repository's stacks and gone idle. */
+export async function serveForge(options: ServeForgeOptions): Promise<{ data: string; served: Served }> {
+  const data = await dataDir();
+  const config = await writeServeConfig(data, {
+    repository: { url: options.repository },
+    pollIntervalSeconds: 3600,
+    forge: { tokenEnv: "TEST_FORGE_TOKEN", webhookSecretEnv: "TEST_FORGE_SECRET", ...options.forge },
+  });
+  const served = await startServe(config, {
+    TEST_FORGE_TOKEN: options.token ?? TOKEN,
+    TEST_FORGE_SECRET: SECRET,
+  });
+  await vi.waitFor(
+    async () => {
+      const { stacks: views } = await served.json("/api/stacks");
+      expect(views.filter((view: { lastAppliedCommit?: string }) => view.lastAppliedCommit)).toHaveLength(
+        options.applied,
+      );
+    },
+    { timeout: 90_000, interval: 200 },
+  );
+  await idle(data);
+  return { data, served };
+}
+
 /** A repository applied at start by `serve`, which plans the pull requests of a fake GitHub. */
 export async function githubSetup(options: GitHubSetupOptions = {}): Promise<GitHubSetup> {
   const spec = options.spec ?? stacks("10.0.0.0/16");
@@ -155,33 +191,13 @@ export async function githubSetup(options: GitHubSetupOptions = {}): Promise<Git
     await repo.write("gitops-runner.policy.json", JSON.stringify(options.policy));
     await repo.commit("Policy");
   }
-  const data = await dataDir();
   const forge = await startFakeGitHub({ owner: "acme", repo: "infra", token: TOKEN });
   onTestFinished(() => forge.close());
-  const config = await writeServeConfig(data, {
-    repository: { url: repo.dir },
-    pollIntervalSeconds: 3600,
-    forge: {
-      type: "github",
-      owner: "acme",
-      repo: "infra",
-      baseUrl: forge.url,
-      tokenEnv: "TEST_FORGE_TOKEN",
-      webhookSecretEnv: "TEST_FORGE_SECRET",
-      ...options.forge,
-    },
+  const { data, served } = await serveForge({
+    repository: repo.dir,
+    forge: { type: "github", owner: "acme", repo: "infra", baseUrl: forge.url, ...options.forge },
+    applied: options.applied ?? Object.keys(spec).length,
   });
-  const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN, TEST_FORGE_SECRET: SECRET });
-  await vi.waitFor(
-    async () => {
-      const { stacks: views } = await served.json("/api/stacks");
-      expect(views.filter((view: { lastAppliedCommit?: string }) => view.lastAppliedCommit)).toHaveLength(
-        options.applied ?? Object.keys(spec).length,
-      );
-    },
-    { timeout: 60_000, interval: 200 },
-  );
-  await idle(data);
   const send = async (
     event: string,
     payload: Record<string, unknown>,

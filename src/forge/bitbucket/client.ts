@@ -39,7 +39,6 @@ const MAX_DESCRIPTION_LENGTH = 140;
 /** Bitbucket refuses a status key over 40 characters. */
 const MAX_KEY_LENGTH = 40;
 const PAGE_LENGTH = "50";
-const MAX_PAGES = 200;
 
 const BITBUCKET_STATE: Readonly<Record<CommitState, string>> = {
   pending: "INPROGRESS",
@@ -79,9 +78,8 @@ const commentSchema = z.object({
 const userSchema = z.object({ uuid: z.string() });
 const permissionSchema = z.object({ permission: z.string(), user: z.object({ uuid: z.string() }) });
 
-function pageSchema<T>(item: z.ZodType<T>) {
-  return z.object({ values: z.array(item), next: z.string().optional() });
-}
+/** A page: its items are checked by the caller's schema. */
+const pageSchema = z.object({ values: z.unknown(), next: z.string().optional() });
 
 export function bitbucketForge(options: BitbucketForgeOptions): Forge {
   const { workspace, repo, token } = options;
@@ -92,7 +90,7 @@ export function bitbucketForge(options: BitbucketForgeOptions): Forge {
   const authorization = options.username
     ? `Basic ${Buffer.from(`${options.username}:${token}`).toString("base64")}`
     : `Bearer ${token}`;
-  const { send, json } = restClient({
+  const client = restClient({
     forge: "bitbucket",
     apiRoot,
     headers: { authorization },
@@ -100,24 +98,24 @@ export function bitbucketForge(options: BitbucketForgeOptions): Forge {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
   });
+  const { send, json } = client;
 
   /** Follows `next` as Bitbucket gives it, only ever to the API's own origin. */
-  async function all<T>(call: RestCall, item: z.ZodType<T>): Promise<T[]> {
-    const items: T[] = [];
-    let current: RestCall = { ...call, query: { ...call.query, pagelen: PAGE_LENGTH } };
-    for (let page = 1; page <= MAX_PAGES; page++) {
-      const answer = await send(current);
-      const parsed = pageSchema(item).safeParse(answer.body);
+  function all<T>(call: RestCall, item: z.ZodType<T>): Promise<T[]> {
+    const first = { ...call, query: { ...call.query, pagelen: PAGE_LENGTH } };
+    return client.all(first, item, (answer) => {
+      const parsed = pageSchema.safeParse(answer.body);
       if (!parsed.success) throw unexpectedAnswer("bitbucket", call.action, answer.status, parsed.error);
-      items.push(...parsed.data.values);
-      const next = parsed.data.next;
-      if (next === undefined) return items;
+      const { values, next } = parsed.data;
+      if (next === undefined) return { items: values };
       if (new URL(next).origin !== new URL(apiRoot).origin) {
         throw new ForgeError("FORGE_FAILED", `bitbucket: ${call.action}: a next page on another origin`);
       }
-      current = { method: call.method, path: call.path, url: next, action: call.action };
-    }
-    return items;
+      return {
+        items: values,
+        next: { method: call.method, path: call.path, url: next, action: call.action },
+      };
+    });
   }
 
   const pullRequestPath = (id: number) => `${repoPath}/pullrequests/${id}`;

@@ -1,12 +1,12 @@
 import { z } from "zod";
 import { checkSignatureHeader } from "../../crypto/hmac.ts";
 import {
+  commandEvent,
   type Delivery,
   type ForgeEvent,
   type Headers,
   jsonBody,
   parseBody,
-  parseCommand,
   requiredHeader,
 } from "../events.ts";
 
@@ -77,15 +77,9 @@ function bitbucketEvent(key: string, body: unknown): ForgeEvent | undefined {
   }
   if (key === "pullrequest:comment_created") {
     const { pullrequest, comment } = parseBody(commentEventSchema, body);
-    const command = comment.inline ? undefined : parseCommand(comment.content.raw ?? "");
-    if (!command) return undefined;
-    return {
-      kind: "command",
-      number: pullrequest.id,
-      commentId: String(comment.id),
-      author: { name: comment.user.uuid },
-      command,
-    };
+    // A comment on a line of the diff is a review remark, not a command.
+    if (comment.inline) return undefined;
+    return commandEvent(pullrequest.id, comment.id, { name: comment.user.uuid }, comment.content.raw ?? "");
   }
   const action = PULL_REQUEST_ACTIONS[key as keyof typeof PULL_REQUEST_ACTIONS];
   if (action === undefined) return undefined;

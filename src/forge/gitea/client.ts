@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { unexpectedAnswer } from "../errors.ts";
 import { shorten } from "../http.ts";
 import type { Comment, Forge, PullRequest } from "../port.ts";
 import { numericId, type RestCall, restClient } from "../rest.ts";
@@ -29,8 +28,6 @@ const MAX_COMMENT_LENGTH = 65_536;
 const MAX_DESCRIPTION_LENGTH = 140;
 /** The most a default Gitea returns per page: asking for more gets 50 anyway. */
 const PAGE_LIMIT = 50;
-/** A bound on paging, against a server that keeps answering full pages. */
-const MAX_PAGES = 200;
 
 const repositorySchema = z.object({ full_name: z.string() }).nullish();
 const loginSchema = z.object({ login: z.string() });
@@ -69,7 +66,7 @@ export function giteaForge(options: GiteaForgeOptions): Forge {
   const { owner, repo, token } = options;
   const where = `${owner}/${repo}`;
   const repoPath = `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}`;
-  const { send, json } = restClient({
+  const client = restClient({
     forge: "gitea",
     apiRoot: `${options.baseUrl.replace(/\/+$/, "")}/api/v1`,
     headers: { authorization: `token ${token}` },
@@ -77,22 +74,18 @@ export function giteaForge(options: GiteaForgeOptions): Forge {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
   });
+  const { send, json } = client;
 
-  /** Pages with `page` and `limit` until a short page or no `next` link: never by a page count. */
-  async function all<T>(call: RestCall, item: z.ZodType<T>): Promise<T[]> {
-    const items: T[] = [];
-    for (let page = 1; page <= MAX_PAGES; page++) {
-      const answer = await send({
-        ...call,
-        query: { ...call.query, page: String(page), limit: String(PAGE_LIMIT) },
-      });
-      const parsed = z.array(item).safeParse(answer.body);
-      if (!parsed.success) throw unexpectedAnswer("gitea", call.action, answer.status, parsed.error);
-      items.push(...parsed.data);
-      const next = /rel="next"/.test(answer.headers.get("link") ?? "");
-      if (!next || parsed.data.length === 0) return items;
-    }
-    return items;
+  /** Pages with `page` and `limit` while the `Link` header names a next page: never by a page count. */
+  function all<T>(call: RestCall, item: z.ZodType<T>): Promise<T[]> {
+    const first = { ...call, query: { ...call.query, page: "1", limit: String(PAGE_LIMIT) } };
+    return client.all(first, item, (answer, current) => {
+      const more = /rel="next"/.test(answer.headers.get("link") ?? "");
+      const empty = Array.isArray(answer.body) && answer.body.length === 0;
+      if (!more || empty) return { items: answer.body };
+      const page = String(Number(current.query?.page) + 1);
+      return { items: answer.body, next: { ...current, query: { ...current.query, page } } };
+    });
   }
 
   const commentPath = (commentId: string, action: string) =>

@@ -1,12 +1,12 @@
 import { z } from "zod";
 import { checkSignatureHeader } from "../../crypto/hmac.ts";
 import {
+  commandEvent,
   type Delivery,
   type Headers,
   header,
   jsonBody,
   parseBody,
-  parseCommand,
   requiredHeader,
 } from "../events.ts";
 import { githubEvent } from "../github/webhook.ts";
@@ -58,17 +58,10 @@ export function giteaDelivery(secret: string, headers: Headers, raw: Buffer): De
     case "issue_comment": {
       const payload = parseBody(commentSchema, body);
       if (payload.action !== "created" || !payload.is_pull) return { id, event: undefined };
-      const command = parseCommand(payload.comment.body);
-      if (!command) return { id, event: undefined };
+      const { id: commentId, body: text, user } = payload.comment;
       return {
         id,
-        event: {
-          kind: "command",
-          number: payload.issue.number,
-          commentId: String(payload.comment.id),
-          author: { name: payload.comment.user.login, id: String(payload.comment.user.id) },
-          command,
-        },
+        event: commandEvent(payload.issue.number, commentId, { name: user.login, id: String(user.id) }, text),
       };
     }
     default:

@@ -1,13 +1,13 @@
 import { z } from "zod";
 import { checkSignatureHeader } from "../../crypto/hmac.ts";
 import {
+  commandEvent,
   type Delivery,
   type ForgeEvent,
   type Headers,
   jsonBody,
   type PullRequestAction,
   parseBody,
-  parseCommand,
   pushSchema,
   requiredHeader,
 } from "../events.ts";
@@ -70,15 +70,8 @@ export function githubEvent(name: string, body: unknown): ForgeEvent | undefined
     case "issue_comment": {
       const payload = parseBody(issueCommentSchema, body);
       if (payload.action !== "created" || !payload.issue.pull_request) return undefined;
-      const command = parseCommand(payload.comment.body ?? "");
-      if (!command) return undefined;
-      return {
-        kind: "command",
-        number: payload.issue.number,
-        commentId: String(payload.comment.id),
-        author: { name: payload.comment.user.login, id: String(payload.comment.user.id) },
-        command,
-      };
+      const { id, body: text, user } = payload.comment;
+      return commandEvent(payload.issue.number, id, { name: user.login, id: String(user.id) }, text ?? "");
     }
     default:
       return undefined;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ForgeError, isForgeError, unexpectedAnswer } from "../errors.ts";
+import { ForgeError, isForgeError } from "../errors.ts";
 import { shorten } from "../http.ts";
 import type { Comment, CommitState, Forge, PullRequest } from "../port.ts";
 import { numericId, type RestCall, restClient } from "../rest.ts";
@@ -68,7 +68,7 @@ const DEVELOPER = 30;
 export function gitlabForge(options: GitLabForgeOptions): Forge {
   const { project, token } = options;
   const projectPath = `/projects/${encodeURIComponent(project)}`;
-  const { send, json } = restClient({
+  const client = restClient({
     forge: "gitlab",
     apiRoot: `${(options.baseUrl ?? "https://gitlab.com").replace(/\/+$/, "")}/api/v4`,
     headers: { "PRIVATE-TOKEN": token },
@@ -76,29 +76,22 @@ export function gitlabForge(options: GitLabForgeOptions): Forge {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
   });
+  const { send, json } = client;
 
   /** Follows x-next-page, GitLab's offset pagination, to the last page. */
-  async function all<T>(call: RestCall, item: z.ZodType<T>): Promise<T[]> {
-    const items: T[] = [];
-    let page = 1;
-    for (;;) {
-      const answer = await send({
-        ...call,
-        query: { ...call.query, per_page: PER_PAGE, page: String(page) },
-      });
-      const parsed = z.array(item).safeParse(answer.body);
-      if (!parsed.success) throw unexpectedAnswer("gitlab", call.action, answer.status, parsed.error);
-      items.push(...parsed.data);
+  function all<T>(call: RestCall, item: z.ZodType<T>): Promise<T[]> {
+    const first = { ...call, query: { ...call.query, per_page: PER_PAGE, page: "1" } };
+    return client.all(first, item, (answer, current) => {
       const next = answer.headers.get("x-next-page");
-      if (!next) return items;
-      const nextPage = Number(next);
-      if (!Number.isInteger(nextPage) || nextPage <= page) {
+      if (!next) return { items: answer.body };
+      const page = Number(current.query?.page);
+      if (!Number.isInteger(Number(next)) || Number(next) <= page) {
         throw new ForgeError("FORGE_FAILED", `gitlab: ${call.action}: unexpected x-next-page ${next}`, {
           status: answer.status,
         });
       }
-      page = nextPage;
-    }
+      return { items: answer.body, next: { ...current, query: { ...current.query, page: next } } };
+    });
   }
 
   const mergeRequestPath = (iid: number) => `${projectPath}/merge_requests/${iid}`;

@@ -2,13 +2,13 @@ import { z } from "zod";
 import { sameSecret } from "../../crypto/hmac.ts";
 import { RunnerError } from "../../errors.ts";
 import {
+  commandEvent,
   type Delivery,
   type Headers,
   header,
   jsonBody,
   type PullRequestAction,
   parseBody,
-  parseCommand,
   requiredHeader,
 } from "../events.ts";
 
@@ -77,15 +77,12 @@ function noteEvent(body: unknown): Delivery["event"] {
   // An edited note says "update"; only new notes are commands.
   const created = attributes.action === undefined || attributes.action === "create";
   if (attributes.noteable_type !== "MergeRequest" || !note.merge_request || !created) return undefined;
-  const command = parseCommand(attributes.note);
-  if (!command) return undefined;
-  return {
-    kind: "command",
-    number: note.merge_request.iid,
-    commentId: String(attributes.id),
-    author: { name: note.user.username, id: String(note.user.id) },
-    command,
-  };
+  return commandEvent(
+    note.merge_request.iid,
+    attributes.id,
+    { name: note.user.username, id: String(note.user.id) },
+    attributes.note,
+  );
 }
 
 function mergeRequestAction(
