@@ -158,14 +158,19 @@ describe("pull requests into other branches", () => {
     const head = await repo.commit("A hotfix for the release branch");
     forge.addPullRequest({ number: 11, headSha: head, headRef: "hotfix", baseRef: "release" });
     expect(await deliver("pull_request", githubPullRequest("opened", 11, head), "d-1")).toBe(202);
+    // Nor on a command: the command is not even answered.
+    forge.setPermission("alice", "write");
+    const asked = forge.addComment(11, "/gitops-runner plan", "alice");
+    expect(await deliver("issue_comment", githubComment(11, { ...asked, login: "alice" }), "d-2")).toBe(202);
     await idle(data);
     expect(
       events(data)
         .filter((event) => event.pr === 11)
         .map((event) => event.status),
-    ).toEqual(["done"]);
+    ).toEqual(["done", "done"]);
+    expect(forge.reactions(asked.id)).toEqual([]);
     expect(forge.statuses(head)).toEqual([]);
-    expect(forge.comments(11)).toEqual([]);
+    expect(forge.comments(11)).toEqual([asked]);
     expect(runsOf(data, head)).toEqual([]);
     forge.assertNoUnexpected();
     expect(await served.stop()).toBe(0);

@@ -19,7 +19,7 @@ import type {
 } from "../store/records.ts";
 import type { EventQueue } from "./events.ts";
 import { eventOrigin, type PullRequestDirectory, pullRequestOrigin } from "./origin.ts";
-import { type CommandRequest, type PullRequestFlow, sameCommit } from "./pull-requests.ts";
+import { type PullRequestFlow, sameCommit } from "./pull-requests.ts";
 
 /** What the handlers read and write besides the queue; declared here, where they are used. */
 export interface HandlerRecords {
@@ -224,12 +224,6 @@ export class EventHandlers {
     const { records } = this.#options;
     const log = context.logger.child({ pr: event.pr });
     const payload = planPayload.parse(event.payload ?? {});
-    let stacks: readonly string[] = [];
-    if (payload.command) {
-      const answer = await flow.answer(event.pr, payload.command as CommandRequest);
-      if (answer.kind === "done") return "done";
-      stacks = answer.stacks;
-    }
     const pr = await flow.current(event.pr);
     const known = await records.getPullRequest(context.repoId, pr.number);
     await records.savePullRequest(context.repoId, {
@@ -257,6 +251,12 @@ export class EventHandlers {
     // A repeated sync (Gitea sends one after opening, Bitbucket on every edit) of a head already planned.
     const repeated = event.source === "webhook:pull_request:updated" && known?.plannedHead !== undefined;
     if (repeated && sameCommit(known.plannedHead ?? "", pr.headSha)) return "superseded";
+    let stacks: readonly string[] = [];
+    if (payload.command) {
+      const answer = await flow.answer(pr.number, payload.command);
+      if (answer.kind === "done") return "done";
+      stacks = answer.stacks;
+    }
     // This head is the current one: plans of other heads, or of this one against an older baseline, stop.
     await this.#options.cancelOtherPlans(pr.number, event.id, "a plan of the current head started");
     const outcome = await flow.plan(
@@ -371,7 +371,7 @@ const planPayload = z.object({
   command: z
     .object({
       commentId: z.string(),
-      author: z.object({ name: z.string(), id: z.string().optional() }),
+      author: z.object({ name: z.string(), id: z.string().exactOptional() }),
       command: z.discriminatedUnion("action", [
         z.object({ action: z.literal("plan"), stacks: z.array(z.string()) }),
         z.object({ action: z.literal("help"), asked: z.string() }),
