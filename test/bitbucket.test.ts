@@ -154,6 +154,7 @@ describe("the Bitbucket client", () => {
       fromFork: false,
       state: "open",
       url: "https://bitbucket.org/acme/infra/pull-requests/7",
+      author: "contributor",
     });
     expect(await client.pullRequests.get(5)).toMatchObject({
       state: "merged",
@@ -239,6 +240,53 @@ describe("the Bitbucket client", () => {
     expect(await client.accounts.canWrite({ name: accountUuid("alice") })).toBe(true);
     expect(await client.accounts.canWrite({ name: accountUuid("mallory") })).toBe(false);
     expect(await client.accounts.canWrite({ name: accountUuid("stranger") })).toBe(false);
+    bitbucket.assertNoUnexpected();
+  });
+
+  it("names who opened, merged and approves a pull request, and opens one of a pushed branch", async () => {
+    const branches: Record<string, string> = { main: sha(1), "rollback-demo": sha(2) };
+    const bitbucket = await startFakeBitbucket({
+      workspace: "acme",
+      repo: "infra",
+      token: TOKEN,
+      branchSha: (branch) => branches[branch],
+    });
+    onTestFinished(() => bitbucket.close());
+    bitbucket.addPullRequest({ number: 4, headSha: sha(4), author: "alice" });
+    bitbucket.addApproval(4, "bo");
+    bitbucket.addApproval(4, "cy");
+    const client = bitbucketForge({ workspace: "acme", repo: "infra", token: TOKEN, baseUrl: bitbucket.url });
+    expect(await client.pullRequests.approvers(4)).toEqual(["bo", "cy"]);
+    bitbucket.setPullRequestState(4, "merged", { mergeCommitSha: sha(1004), mergedBy: "cy" });
+    expect(await client.pullRequests.get(4)).toMatchObject({
+      author: "alice",
+      mergedBy: "cy",
+      state: "merged",
+    });
+
+    const opened = await client.pullRequests.create({
+      head: "rollback-demo",
+      base: "main",
+      title: "Roll back demo",
+      body: "Restores the app.",
+    });
+    expect(opened).toMatchObject({
+      number: 5,
+      headSha: sha(2).slice(0, 12),
+      headRef: "rollback-demo",
+      state: "open",
+    });
+    expect(bitbucket.pullRequests().at(-1)).toMatchObject({
+      headRef: "rollback-demo",
+      baseRef: "main",
+      body: "Restores the app.",
+    });
+    await expect(
+      client.pullRequests.create({ head: "nowhere", base: "main", title: "x", body: "" }),
+    ).rejects.toMatchObject({
+      code: "FORGE_FAILED",
+      status: 400,
+    });
     bitbucket.assertNoUnexpected();
   });
 

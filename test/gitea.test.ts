@@ -149,8 +149,47 @@ describe("the Gitea client against a real Gitea", () => {
       fromFork: false,
       state: "open",
       url: `${forge.gitea.url}/${REPOSITORY}/pulls/3`,
+      author: "owner",
     });
     expect((await client.pullRequests.get(1)).state).toBe("closed");
+    // Who approves: alice's approval stands, mallory's was withdrawn by a request for changes.
+    await forge.alice.api(
+      "POST",
+      `/repos/${REPOSITORY}/pulls/3/reviews`,
+      { event: "APPROVED", body: "Fine" },
+      200,
+    );
+    await forge.mallory.api(
+      "POST",
+      `/repos/${REPOSITORY}/pulls/3/reviews`,
+      { event: "APPROVED", body: "Ok" },
+      200,
+    );
+    await forge.mallory.api(
+      "POST",
+      `/repos/${REPOSITORY}/pulls/3/reviews`,
+      { event: "REQUEST_CHANGES", body: "On second thought" },
+      200,
+    );
+    expect(await client.pullRequests.approvers(3)).toEqual(["alice"]);
+    // A pull request the runner opens (a rollback's).
+    await forge.repo.checkout("main");
+    await forge.repo.checkout("rollback", true);
+    await forge.repo.write("rollback.txt", "back\n");
+    await forge.repo.commit("Roll back");
+    await pushBranch(forge, "rollback");
+    const opened = await client.pullRequests.create({
+      head: "rollback",
+      base: "main",
+      title: "Roll back",
+      body: "Restores.",
+    });
+    expect(opened).toMatchObject({
+      headRef: "rollback",
+      baseRef: "main",
+      state: "open",
+      author: "gitops-bot",
+    });
     expect(await client.accounts.self()).toBe("gitops-bot");
     expect(await client.accounts.canWrite({ name: "alice" })).toBe(true);
     expect(await client.accounts.canWrite({ name: "owner" })).toBe(true);

@@ -30,6 +30,8 @@ export interface FakeBitbucketOptions {
   readonly token: string;
   /** A user API token (Basic with this e-mail address) instead of an access token (Bearer). */
   readonly username?: string;
+  /** The repository's branches, for opening a pull request through the API. */
+  readonly branchSha?: (branch: string) => string | undefined;
 }
 
 export interface FakeBitbucket extends FakeForge {
@@ -41,6 +43,12 @@ const STATE = z.enum(["INPROGRESS", "SUCCESSFUL", "FAILED", "STOPPED"]);
 const commentBodySchema = z.strictObject({
   content: z.strictObject({ raw: z.string().min(1) }),
   parent: z.strictObject({ id: z.number().int() }).optional(),
+});
+const createBodySchema = z.strictObject({
+  title: z.string().min(1),
+  description: z.string().optional(),
+  source: z.strictObject({ branch: z.strictObject({ name: z.string().min(1) }) }),
+  destination: z.strictObject({ branch: z.strictObject({ name: z.string().min(1) }) }).optional(),
 });
 const statusBodySchema = z.strictObject({
   key: z.string().min(1).max(40, "key: Ensure this value has at most 40 characters"),
@@ -54,6 +62,10 @@ const statusBodySchema = z.strictObject({
 interface PullRequestRecord {
   id: number;
   title: string;
+  body: string;
+  author: string;
+  mergedBy: string | null;
+  approvers: string[];
   headSha: string;
   headRef: string;
   baseRef: string;
@@ -126,6 +138,8 @@ export async function startFakeBitbucket(options: FakeBitbucketOptions): Promise
     switch (route) {
       case "GET pullrequests":
         return listPullRequests(request);
+      case "POST pullrequests":
+        return createPullRequest(request);
       case "GET pullrequests/:n":
         return withPullRequest(pullRequest, (found) => ({ status: 200, body: pullRequestJson(found) }));
       case "GET pullrequests/:n/comments":
@@ -172,6 +186,36 @@ export async function startFakeBitbucket(options: FakeBitbucketOptions): Promise
       .sort((a, b) => b.id - a.id);
     // Bitbucket serves at most 50 pull requests a page.
     return paged(request, matching.map(pullRequestJson), 50);
+  }
+
+  /** POST .../pullrequests: a branch of this repository into another (the main branch by default). */
+  function createPullRequest(request: FakeRequest): FakeResponse {
+    allowQuery(request, [], error("Invalid query"));
+    const body = parseRequestBody(request, createBodySchema, 400, (reason) => error(reason));
+    const head = body.source.branch.name;
+    const base = body.destination?.branch.name ?? "main";
+    const headSha = options.branchSha?.(head);
+    if (headSha === undefined || options.branchSha?.(base) === undefined) {
+      const missing = headSha === undefined ? head : base;
+      return { status: 400, body: error(`${missing}: branch not found`) };
+    }
+    const id = Math.max(0, ...pullRequests.keys()) + 1;
+    const created: PullRequestRecord = {
+      id,
+      title: body.title,
+      body: body.description ?? "",
+      author: "gitops-runner",
+      mergedBy: null,
+      approvers: [],
+      headSha,
+      headRef: head,
+      baseRef: base,
+      headRepository: fullName,
+      state: "OPEN",
+      mergeCommitSha: null,
+    };
+    pullRequests.set(id, created);
+    return { status: 201, body: pullRequestJson(created) };
   }
 
   function listComments(request: FakeRequest, pullRequest: number): FakeResponse {
@@ -299,7 +343,14 @@ export async function startFakeBitbucket(options: FakeBitbucketOptions): Promise
       id: pull.id,
       title: pull.title,
       state: pull.state,
-      author: account(accountUuid("alice"), "alice"),
+      author: account(pull.author === "gitops-runner" ? botUuid : accountUuid(pull.author), pull.author),
+      closed_by: pull.mergedBy === null ? null : account(accountUuid(pull.mergedBy), pull.mergedBy),
+      participants: pull.approvers.map((name) => ({
+        type: "participant",
+        role: "REVIEWER",
+        approved: true,
+        user: account(accountUuid(name), name),
+      })),
       source: end(pull.headRef, pull.headSha, pull.headRepository),
       destination: end(pull.baseRef, "0".repeat(40), fullName),
       merge_commit:
@@ -343,6 +394,10 @@ export async function startFakeBitbucket(options: FakeBitbucketOptions): Promise
       pullRequests.set(input.number, {
         id: input.number,
         title: input.title ?? `Change ${input.number}`,
+        body: "",
+        author: input.author ?? "contributor",
+        mergedBy: null,
+        approvers: [],
         headSha: input.headSha,
         headRef: input.headRef ?? `change-${input.number}`,
         baseRef: input.baseRef ?? "main",
@@ -355,6 +410,22 @@ export async function startFakeBitbucket(options: FakeBitbucketOptions): Promise
       const found = pullRequest(number);
       found.state = state === "open" ? "OPEN" : state === "merged" ? "MERGED" : "DECLINED";
       found.mergeCommitSha = state === "merged" ? (merge?.mergeCommitSha ?? null) : null;
+      found.mergedBy = state === "merged" ? (merge?.mergedBy ?? "maintainer") : null;
+    },
+    addApproval(number: number, user: string) {
+      pullRequest(number).approvers.push(user);
+    },
+    pullRequests() {
+      return [...pullRequests.values()].map((pull) => ({
+        number: pull.id,
+        headRef: pull.headRef,
+        headSha: pull.headSha,
+        baseRef: pull.baseRef,
+        title: pull.title,
+        body: pull.body,
+        author: pull.author,
+        state: pull.state.toLowerCase(),
+      }));
     },
     setHeadSha(number: number, sha: string) {
       pullRequest(number).headSha = sha;
