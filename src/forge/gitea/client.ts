@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { approvedBy } from "../approvals.ts";
 import { shorten } from "../http.ts";
 import type { Comment, Forge, PullRequest } from "../port.ts";
 import { numericId, type RestCall, restClient } from "../rest.ts";
@@ -127,7 +128,15 @@ export function giteaForge(options: GiteaForgeOptions): Forge {
           },
           reviewSchema,
         );
-        return approvedBy(reviews);
+        return approvedBy(reviews, (review) => ({
+          login: review.user?.login,
+          verdict:
+            review.state === "APPROVED" && review.dismissed !== true
+              ? "approves"
+              : review.state === "REQUEST_CHANGES" || review.dismissed === true
+                ? "withdraws"
+                : undefined,
+        }));
       },
       async create(request) {
         const pull = await json(
@@ -240,20 +249,6 @@ function toPullRequest(pull: z.infer<typeof pullRequestSchema>): PullRequest {
     ...(pull.user ? { author: pull.user.login } : {}),
     ...(pull.merged_by ? { mergedBy: pull.merged_by.login } : {}),
   };
-}
-
-/**
- * Reviewers whose latest deciding review approves and stands: a later
- * request for changes or a dismissal withdraws it; comments decide nothing.
- */
-function approvedBy(reviews: readonly z.infer<typeof reviewSchema>[]): string[] {
-  const latest = new Map<string, boolean>();
-  for (const review of reviews) {
-    if (review.user && (review.state === "APPROVED" || review.state === "REQUEST_CHANGES")) {
-      latest.set(review.user.login, review.state === "APPROVED" && review.dismissed !== true);
-    }
-  }
-  return [...latest].filter(([, approves]) => approves).map(([login]) => login);
 }
 
 function toComment(comment: z.infer<typeof commentSchema>): Comment {

@@ -1,5 +1,6 @@
 import { Octokit } from "@octokit/rest";
 import { z } from "zod";
+import { approvedBy } from "../approvals.ts";
 import { type ForgeError, forgeError, isForgeError, messageOf, unexpectedAnswer } from "../errors.ts";
 import { DEFAULT_TIMEOUT_MS, shorten, timedFetch } from "../http.ts";
 import type { Comment, Forge, PullRequest } from "../port.ts";
@@ -112,7 +113,15 @@ export function githubForge(options: GitHubForgeOptions): Forge {
               per_page: PER_PAGE,
             }),
         );
-        return approvedBy(reviews);
+        return approvedBy(reviews, (review) => ({
+          login: review.user?.login,
+          verdict:
+            review.state === "APPROVED"
+              ? "approves"
+              : review.state === "CHANGES_REQUESTED" || review.state === "DISMISSED"
+                ? "withdraws"
+                : undefined,
+        }));
       },
       async create(request) {
         const pull = await call(
@@ -245,20 +254,6 @@ function toPullRequest(pull: GitHubPullRequest): PullRequest {
     ...(pull.user ? { author: pull.user.login } : {}),
     ...(pull.merged_by ? { mergedBy: pull.merged_by.login } : {}),
   };
-}
-
-/**
- * Reviewers whose latest deciding review approves: a later request for
- * changes or a dismissal withdraws an approval; comments decide nothing.
- */
-function approvedBy(reviews: readonly z.infer<typeof reviewSchema>[]): string[] {
-  const latest = new Map<string, string>();
-  for (const review of reviews) {
-    if (review.user && ["APPROVED", "CHANGES_REQUESTED", "DISMISSED"].includes(review.state)) {
-      latest.set(review.user.login, review.state);
-    }
-  }
-  return [...latest].filter(([, state]) => state === "APPROVED").map(([login]) => login);
 }
 
 function toComment(comment: z.infer<typeof commentSchema>): Comment {
