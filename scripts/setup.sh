@@ -6,9 +6,9 @@
 #   - a Terraform engine: the pinned OpenTofu (from PATH, from the cache, or built
 #     from the Go module proxy) and, for a second test pass, a terraform on PATH;
 #   - with `test`: the AWS provider in a project-owned filesystem mirror,
-#     moto's server and aiosmtpd (SMTP) in virtual environments, PostgreSQL's
-#     server binaries, and a Gitea server (built from the Go module proxy) for
-#     the forge tests.
+#     moto's server, aiosmtpd (SMTP) and schemathesis in virtual environments,
+#     Debian's chromium for the browser tests, PostgreSQL's server binaries, and a
+#     Gitea server (built from the Go module proxy) for the forge tests.
 # Builds are cached outside the clone, keyed by version, so a second run costs
 # seconds. It writes .toolchain/env.sh, which scripts/run.sh sources: node and
 # the engine on PATH. It leaves TF_CLI_CONFIG_FILE alone: the runner finds the
@@ -223,6 +223,42 @@ if [[ "$purpose" == test ]]; then
   smtp_python="$smtp_venv/bin/python"
 fi
 
+# --- schemathesis, which tests the HTTP API against its OpenAPI document ---------------------
+schemathesis_bin=""
+if [[ "$purpose" == test ]]; then
+  schemathesis_version="$(pinned .schemathesis)"
+  schemathesis_venv="$cache/schemathesis/$schemathesis_version"
+  if [[ ! -x "$schemathesis_venv/bin/st" ]]; then
+    started=$(date +%s)
+    rm -rf "$schemathesis_venv"
+    python3 -m venv "$schemathesis_venv"
+    "$schemathesis_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version" >&2
+    say "schemathesis: installed $schemathesis_version in $schemathesis_venv in $(elapsed "$started")"
+  else
+    say "schemathesis: $schemathesis_version in $schemathesis_venv (cached)"
+  fi
+  schemathesis_bin="$schemathesis_venv/bin/st"
+fi
+
+# --- Chromium, for the dashboard's browser tests (driven by playwright-core, which downloads nothing) ----
+chromium_bin=""
+if [[ "$purpose" == test ]]; then
+  chromium_bin="$(command -v chromium || true)"
+  if [[ -z "$chromium_bin" ]]; then
+    [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null ||
+      fail "Chromium is missing and this is not a root shell with apt-get; install Debian's chromium"
+    say "chromium: missing; installing Debian's chromium with apt-get"
+    started=$(date +%s)
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 2>/dev/null ||
+      (DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2) ||
+      fail "apt-get could not install chromium (output above)"
+    chromium_bin="$(command -v chromium)"
+    say "chromium: installed in $(elapsed "$started")"
+  fi
+  say "chromium: $("$chromium_bin" --version 2>/dev/null | head -1) at $chromium_bin"
+fi
+
 # --- PostgreSQL's server, for the store's tests and the replica tests ---------------------
 if [[ "$purpose" == test ]]; then
   pg_bin="$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1 || true)"
@@ -280,6 +316,8 @@ fi
   echo "export GITOPS_RUNNER_TEST_MOTO_SERVER=\"$moto_server\""
   echo "export GITOPS_RUNNER_TEST_SMTP_PYTHON=\"$smtp_python\""
   echo "export GITOPS_RUNNER_TEST_GITEA=\"$gitea_home\""
+  echo "export GITOPS_RUNNER_TEST_SCHEMATHESIS=\"$schemathesis_bin\""
+  echo "export GITOPS_RUNNER_TEST_CHROMIUM=\"$chromium_bin\""
 } >"$toolchain/env.sh"
 if [[ -d "$mirror" ]]; then
   say "ready: engine $primary_engine, provider mirror $mirror (the runner finds it; TF_CLI_CONFIG_FILE is left as it is)"

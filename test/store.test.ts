@@ -151,6 +151,162 @@ describe.each(engines)("the store on $name", (engine) => {
     });
   });
 
+  describe("what a run page and the queue read", () => {
+    it("keeps a run's steps and a cancel asked of it, and lists the runs of events", async () => {
+      const { store } = await opened(engine);
+      await store.startRun({
+        id: "r1",
+        kind: "apply",
+        ...key("web"),
+        commit: "c1",
+        trigger: "t",
+        eventId: "e1",
+      });
+      await store.startRun({
+        id: "r2",
+        kind: "apply",
+        ...key("db"),
+        commit: "c1",
+        trigger: "t",
+        eventId: "e1",
+      });
+      await store.startRun({
+        id: "r3",
+        kind: "plan",
+        ...key("db"),
+        commit: "c1",
+        trigger: "t",
+        eventId: "e2",
+      });
+      const steps = [
+        {
+          name: "init",
+          startedAt: "2026-01-01T00:00:00.000Z",
+          endedAt: "2026-01-01T00:00:01.000Z",
+          status: "succeeded",
+        },
+        { name: "apply", startedAt: "2026-01-01T00:00:02.000Z", status: "running" },
+      ] as const;
+      await store.recordSteps("r1", steps);
+      await store.recordRunCancel("r1", {
+        requestedAt: "2026-01-01T00:00:03.000Z",
+        force: true,
+        step: "apply",
+      });
+
+      expect(await store.getRun("r1")).toMatchObject({
+        steps,
+        cancel: { force: true, step: "apply" },
+        eventId: "e1",
+      });
+      const ofEvents = await store.runsOfEvents(["e1"]);
+      expect(ofEvents.map((run) => run.id).sort()).toEqual(["r1", "r2"]);
+      expect(ofEvents.find((run) => run.id === "r1")?.steps).toEqual(steps);
+      expect(ofEvents[0]).not.toHaveProperty("log");
+      expect(await store.runsOfEvents([])).toEqual([]);
+    });
+
+    it("reads a log from an offset on, in characters, with the run's status", async () => {
+      const { store } = await opened(engine);
+      await store.startRun({ id: "r1", kind: "apply", ...key("web"), commit: "c1", trigger: "t" });
+      expect(await store.runLogSince("r1", 0)).toEqual({ text: "", offset: 0, status: "running" });
+      await store.appendRunLog("r1", "==> init\nčeká ✓\n");
+      const first = await store.runLogSince("r1", 0);
+      expect(first).toEqual({ text: "==> init\nčeká ✓\n", offset: 16, status: "running" });
+      await store.appendRunLog("r1", "==> plan\n");
+      expect(await store.runLogSince("r1", first?.offset ?? -1)).toEqual({
+        text: "==> plan\n",
+        offset: 25,
+        status: "running",
+      });
+      await store.finishRun("r1", { status: "cancelled", result: "failed" });
+      expect(await store.runLogSince("r1", 25)).toEqual({ text: "", offset: 25, status: "cancelled" });
+      expect(await store.runLogSince("nope", 0)).toBeUndefined();
+    });
+
+    it("prunes ended runs older than the cut-off, but keeps each stack's last successful apply and last drift check", async () => {
+      const { store, database } = await opened(engine);
+      const sql = await database.driver();
+      onTestFinished(() => sql.close());
+      const startedAt = (id: string, at: string) =>
+        sql.run("UPDATE runs SET started_at = ? WHERE id = ?", [at, id]);
+      const runs: [string, "apply" | "drift" | "plan", string, string, "succeeded" | "failed" | "running"][] =
+        [
+          ["old-apply", "apply", "web", "2025-01-01T00:00:00.000Z", "succeeded"],
+          ["last-apply", "apply", "web", "2025-02-01T00:00:00.000Z", "succeeded"],
+          ["failed-apply", "apply", "web", "2025-03-01T00:00:00.000Z", "failed"],
+          ["old-drift", "drift", "web", "2025-01-02T00:00:00.000Z", "succeeded"],
+          ["last-drift", "drift", "web", "2025-02-02T00:00:00.000Z", "failed"],
+          ["old-plan", "plan", "web", "2025-01-03T00:00:00.000Z", "succeeded"],
+          ["still-running", "plan", "web", "2025-01-04T00:00:00.000Z", "running"],
+          ["db-apply", "apply", "db", "2025-01-05T00:00:00.000Z", "succeeded"],
+          ["new-plan", "plan", "db", "2026-06-01T00:00:00.000Z", "succeeded"],
+        ];
+      for (const [id, kind, stack, at, status] of runs) {
+        await store.startRun({ id, kind, ...key(stack), commit: "c", trigger: "t" });
+        if (status !== "running") await store.finishRun(id, { status, result: status });
+        await startedAt(id, at);
+      }
+      await store.startRun({
+        id: "other-app",
+        kind: "plan",
+        repoId: "other",
+        appDir: "",
+        stack: "x",
+        commit: "c",
+        trigger: "t",
+      });
+      await store.finishRun("other-app", { status: "succeeded", result: "no-changes" });
+      await startedAt("other-app", "2025-01-01T00:00:00.000Z");
+
+      expect(await store.pruneRuns(app, "2026-01-01T00:00:00.000Z")).toBe(4);
+      const left = (await store.listRuns({ ...app, limit: 100 })).map((run) => run.id).sort();
+      expect(left).toEqual(["db-apply", "last-apply", "last-drift", "new-plan", "still-running"]);
+      expect(await store.getRun("other-app")).toBeDefined();
+    });
+  });
+
+  describe("suspensions and freezes", () => {
+    it("keeps a stack's suspension or resumption until it is cleared", async () => {
+      const { store } = await opened(engine);
+      expect(await store.stackOverrides(app)).toEqual(new Map());
+      await store.setStackOverride(key("web"), { suspended: true, reason: "incident 42" });
+      await store.setStackOverride(key("db"), { suspended: false });
+      await store.setStackOverride({ repoId: "other", appDir: "", stack: "web" }, { suspended: true });
+      const overrides = await store.stackOverrides(app);
+      expect([...overrides.keys()]).toEqual(["db", "web"]);
+      expect(overrides.get("web")).toEqual({
+        suspended: true,
+        reason: "incident 42",
+        updatedAt: expect.stringMatching(/^\d{4}-/),
+      });
+      expect(overrides.get("db")).toEqual({ suspended: false, updatedAt: expect.any(String) });
+      await store.setStackOverride(key("web"), { suspended: false });
+      expect((await store.stackOverrides(app)).get("web")).toEqual({
+        suspended: false,
+        updatedAt: expect.any(String),
+      });
+      await store.clearStackOverride(key("web"));
+      expect([...(await store.stackOverrides(app)).keys()]).toEqual(["db"]);
+    });
+
+    it("freezes an app's applies with a reason and an optional end, replaces a freeze, and lifts it once", async () => {
+      const { store } = await opened(engine);
+      expect(await store.getFreeze(app)).toBeUndefined();
+      const frozen = await store.setFreeze(app, { reason: "release week" });
+      expect(frozen).toEqual({ reason: "release week", since: expect.stringMatching(/^\d{4}-/) });
+      await store.setFreeze(app, { reason: "incident", until: "2030-01-01T00:00:00.000Z" });
+      expect(await store.getFreeze(app)).toMatchObject({
+        reason: "incident",
+        until: "2030-01-01T00:00:00.000Z",
+      });
+      expect(await store.getFreeze({ repoId: "other", appDir: "" })).toBeUndefined();
+      expect(await store.clearFreeze(app)).toBe(true);
+      expect(await store.clearFreeze(app)).toBe(false);
+      expect(await store.getFreeze(app)).toBeUndefined();
+    });
+  });
+
   describe("stacks and snapshots", () => {
     it("records applies, problems and drift, counting failed checks until one succeeds", async () => {
       const { store } = await opened(engine);
@@ -378,6 +534,39 @@ describe.each(engines)("the store on $name", (engine) => {
       expect(await store.renewEvent("p1", "w1", 30_000)).toEqual({ cancelReason: "a newer head was pushed" });
       expect(await store.renewEvent("p1", "someone-else", 30_000)).toBeUndefined();
       expect((await store.getEvent("p2"))?.status).toBe("superseded");
+    });
+
+    it("holds the lanes it is told to hold, e.g. applies while frozen", async () => {
+      const { store } = await opened(engine);
+      await store.enqueue(scope, event("a1", { lane: "apply", kind: "apply" }));
+      await store.enqueue(scope, event("p1", { lane: "plan:web", kind: "plan", stack: "web" }));
+      expect((await store.claimEvent(scope, "w1", 30_000, ["apply"]))?.id).toBe("p1");
+      expect(await store.claimEvent(scope, "w2", 30_000, ["apply"])).toBeUndefined();
+      expect((await store.claimEvent(scope, "w2", 30_000))?.id).toBe("a1");
+    });
+
+    it("drops a queued event, asks a running one to cancel (forced or not), and prunes ended ones", async () => {
+      const { store } = await opened(engine);
+      await store.enqueue(scope, event("run", { lane: "apply", kind: "apply" }));
+      await store.enqueue(scope, event("wait", { lane: "apply", kind: "apply" }));
+      await store.claimEvent(scope, "w1", 30_000);
+      expect(await store.cancelQueuedEvent(scope, "run", "asked")).toBe(false);
+      expect(await store.cancelQueuedEvent("another/_", "wait", "asked")).toBe(false);
+      expect(await store.cancelQueuedEvent(scope, "wait", "cancelled through the API")).toBe(true);
+      expect(await store.getEvent("wait")).toMatchObject({
+        status: "cancelled",
+        error: "cancelled through the API",
+      });
+      expect(await store.requestEventCancel(scope, "wait", "late", false)).toBe(false);
+      expect(await store.requestEventCancel(scope, "run", "cancelled through the API", true)).toBe(true);
+      expect(await store.renewEvent("run", "w1", 30_000)).toEqual({
+        cancelReason: "cancelled through the API",
+        cancelForce: true,
+      });
+      expect(await store.pruneEvents(scope, "2000-01-01T00:00:00.000Z")).toBe(0);
+      expect(await store.pruneEvents(scope, "2999-01-01T00:00:00.000Z")).toBe(1);
+      expect(await store.getEvent("wait")).toBeUndefined();
+      expect(await store.getEvent("run")).toBeDefined();
     });
 
     it("interrupts abandoned events and their runs: every one, or only those whose lease expired", async () => {

@@ -14,6 +14,8 @@ const TABLES = [
   "applied_configs",
   "events",
   "audit",
+  "stack_overrides",
+  "freezes",
 ] as const;
 
 /**

@@ -202,6 +202,33 @@ CREATE INDEX audit_by_promotion ON audit (repo_id, app_dir, stack, promotion_has
 ALTER TABLE runs ADD COLUMN review TEXT;
 CREATE INDEX runs_by_pull_request ON runs (repo_id, app_dir, pr, commit_sha);`,
   },
+  {
+    version: 5,
+    description:
+      "the steps of runs and cancels asked of them; forced cancels of events; suspensions and resumptions stored per stack; freezes of applies",
+    sql: () => `
+ALTER TABLE runs ADD COLUMN steps TEXT;
+ALTER TABLE runs ADD COLUMN cancel TEXT;
+CREATE INDEX runs_by_event ON runs (event_id);
+ALTER TABLE events ADD COLUMN cancel_force INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE stack_overrides (
+  repo_id TEXT NOT NULL,
+  app_dir TEXT NOT NULL,
+  stack TEXT NOT NULL,
+  suspended INTEGER NOT NULL,
+  reason TEXT,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (repo_id, app_dir, stack)
+);
+CREATE TABLE freezes (
+  repo_id TEXT NOT NULL,
+  app_dir TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  since TEXT NOT NULL,
+  until TEXT,
+  PRIMARY KEY (repo_id, app_dir)
+);`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

@@ -71,12 +71,17 @@ export interface Violation {
   readonly approvable?: boolean;
 }
 
+/** A resource a run changes (or found drifted: the attribute paths that differ). */
+export interface RecordedResource extends ResourceChange {
+  readonly drift?: readonly string[];
+}
+
 export interface RunOutcome {
   readonly status: RunStatus;
   /** The stack result word shown to people: changes, applied, drifted, blocked... */
   readonly result: string;
   readonly summary?: PlanSummary;
-  readonly resources?: readonly ResourceChange[];
+  readonly resources?: readonly RecordedResource[];
   /** The redacted plan JSON. */
   readonly plan?: unknown;
   readonly engine?: string;
@@ -102,12 +107,41 @@ export interface PullRequestPlan {
   readonly resources: readonly ResourceChange[];
 }
 
+/** One step of a run (init, plan, apply...), as it started and ended. */
+export interface RunStep {
+  readonly name: string;
+  readonly startedAt: string;
+  readonly endedAt?: string;
+  readonly status: "running" | "succeeded" | "failed";
+}
+
+/** A cancel asked of a running run; `force` interrupts even its apply step. */
+export interface RunCancel {
+  readonly requestedAt: string;
+  readonly force: boolean;
+  /** The step the run was in when the cancel was asked. */
+  readonly step?: string;
+}
+
 export interface RunRecord extends NewRun, Partial<Omit<RunOutcome, "status">> {
   readonly status: RunStatus;
   readonly startedAt: string;
   readonly endedAt?: string;
   /** Each step's output under a header, as far as the run got. */
   readonly log?: string;
+  /** The steps so far, with their timings. */
+  readonly steps?: readonly RunStep[];
+  readonly cancel?: RunCancel;
+  /** The service's event the run belongs to; none for a run of the CLI. */
+  readonly eventId?: string;
+}
+
+/** A run's log from an offset on (in characters as the database counts them), for following it. */
+export interface RunLogChunk {
+  readonly text: string;
+  /** Where the log ends now: the offset to ask from next. */
+  readonly offset: number;
+  readonly status: RunStatus;
 }
 
 /** A run without its log and plan, which can be large: what lists show. */
@@ -118,6 +152,20 @@ export interface RunFilter extends Partial<StackKey> {
   readonly status?: RunStatus;
   /** Newest first; at most this many. */
   readonly limit: number;
+}
+
+/** A suspension (or resumption) of a stack stored by the runner; it wins over the policy file's `suspended`. */
+export interface StackOverride {
+  readonly suspended: boolean;
+  readonly reason?: string;
+  readonly updatedAt: string;
+}
+
+/** All applies and corrections of an app wait while it is frozen, until `until` if set. */
+export interface Freeze {
+  readonly reason: string;
+  readonly since: string;
+  readonly until?: string;
 }
 
 export type ApplyStatus = "succeeded" | "failed" | "blocked";

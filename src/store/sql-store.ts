@@ -8,18 +8,23 @@ import type {
   EventKind,
   EventRecord,
   EventStatus,
+  Freeze,
   NewEvent,
   NewRun,
   PullRequestPlan,
   PullRequestRecord,
+  RunCancel,
   RunFilter,
+  RunLogChunk,
   RunOutcome,
   RunRecord,
   RunStatus,
+  RunStep,
   RunSummary,
   Snapshot,
   SnapshotStack,
   StackKey,
+  StackOverride,
   StackRecord,
   WatchedBranch,
 } from "./records.ts";
@@ -27,7 +32,7 @@ import { DIALECTS, type Row, type SqlDriver, type SqlValue } from "./sql.ts";
 
 /** Columns of `runs` a list shows: everything but the log and the plan. */
 const RUN_SUMMARY_COLUMNS =
-  "id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, origin, status, result, started_at, ended_at, summary, resources, violations, engine, engine_version, providers, error_code, error_message, review";
+  "id, kind, repo_id, app_dir, stack, commit_sha, trigger, pr, origin, status, result, started_at, ended_at, summary, resources, violations, engine, engine_version, providers, error_code, error_message, review, steps, cancel, event_id";
 
 /**
  * Every record the runner keeps, in one SQL database: the embedded SQLite
@@ -113,6 +118,59 @@ export class SqlStore {
         log ?? null,
         id,
       ],
+    );
+  }
+
+  /** The run's steps so far, with their timings. */
+  async recordSteps(runId: string, steps: readonly RunStep[]): Promise<void> {
+    await this.#db.run("UPDATE runs SET steps = ? WHERE id = ?", [JSON.stringify(steps), runId]);
+  }
+
+  /** Records that a cancel was asked of a running run (and whether it was forced). */
+  async recordRunCancel(runId: string, cancel: RunCancel): Promise<void> {
+    await this.#db.run("UPDATE runs SET cancel = ? WHERE id = ?", [JSON.stringify(cancel), runId]);
+  }
+
+  /** The run's log from `offset` on, where it ends now, and the run's status; for following a log. */
+  async runLogSince(id: string, offset: number): Promise<RunLogChunk | undefined> {
+    const row = await this.#db.get<{ more: string | null; total: number | null; status: RunStatus }>(
+      "SELECT substr(coalesce(log, ''), ? + 1) AS more, length(coalesce(log, '')) AS total, status FROM runs WHERE id = ?",
+      [offset, id],
+    );
+    if (!row) return undefined;
+    const total = Number(row.total ?? 0);
+    return {
+      text: offset >= total ? "" : (row.more ?? ""),
+      offset: Math.max(total, offset),
+      status: row.status,
+    };
+  }
+
+  /** The runs of the given events, e.g. what the queue's running events are doing. */
+  async runsOfEvents(eventIds: readonly string[]): Promise<RunSummary[]> {
+    if (eventIds.length === 0) return [];
+    const rows = await this.#db.all(
+      `SELECT ${RUN_SUMMARY_COLUMNS} FROM runs WHERE event_id IN (${eventIds.map(() => "?").join(", ")})
+       ORDER BY started_at, id`,
+      eventIds,
+    );
+    return rows.map(toRun);
+  }
+
+  /**
+   * Deletes the app's runs (and so their logs and plans) that started before
+   * `before` and have ended, except each stack's last successful apply and its
+   * last drift check. Returns how many went.
+   */
+  async pruneRuns(app: AppKey, before: string): Promise<number> {
+    return this.#db.run(
+      `DELETE FROM runs WHERE repo_id = ? AND app_dir = ? AND started_at < ? AND status NOT IN ('queued', 'running')
+       AND id NOT IN (
+         SELECT id FROM (
+           SELECT id, ROW_NUMBER() OVER (PARTITION BY stack, kind ORDER BY started_at DESC, id DESC) AS newest
+           FROM runs WHERE repo_id = ? AND app_dir = ? AND ((kind = 'apply' AND status = 'succeeded') OR kind = 'drift')
+         ) ranked WHERE newest = 1)`,
+      [app.repoId, app.appDir, before, app.repoId, app.appDir],
     );
   }
 
@@ -319,6 +377,76 @@ export class SqlStore {
     );
   }
 
+  // --- suspensions and freezes set by operators ---------------------------------------
+
+  async stackOverrides(app: AppKey): Promise<Map<string, StackOverride>> {
+    const rows = await this.#db.all(
+      "SELECT * FROM stack_overrides WHERE repo_id = ? AND app_dir = ? ORDER BY stack",
+      [app.repoId, app.appDir],
+    );
+    return new Map(
+      rows.map((row) => [
+        String(row.stack),
+        withoutEmpty({
+          suspended: Number(row.suspended) === 1,
+          reason: text(row.reason),
+          updatedAt: row.updated_at,
+        }) as unknown as StackOverride,
+      ]),
+    );
+  }
+
+  async setStackOverride(key: StackKey, override: { suspended: boolean; reason?: string }): Promise<void> {
+    await this.#db.run(
+      `INSERT INTO stack_overrides (repo_id, app_dir, stack, suspended, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (repo_id, app_dir, stack) DO UPDATE SET suspended = excluded.suspended,
+         reason = excluded.reason, updated_at = excluded.updated_at`,
+      [key.repoId, key.appDir, key.stack, override.suspended ? 1 : 0, override.reason ?? null, now()],
+    );
+  }
+
+  /** Forgets a stack's override: the policy file governs it again. */
+  async clearStackOverride(key: StackKey): Promise<void> {
+    await this.#db.run("DELETE FROM stack_overrides WHERE repo_id = ? AND app_dir = ? AND stack = ?", [
+      key.repoId,
+      key.appDir,
+      key.stack,
+    ]);
+  }
+
+  async getFreeze(app: AppKey): Promise<Freeze | undefined> {
+    const row = await this.#db.get("SELECT * FROM freezes WHERE repo_id = ? AND app_dir = ?", [
+      app.repoId,
+      app.appDir,
+    ]);
+    if (!row) return undefined;
+    return withoutEmpty({
+      reason: row.reason,
+      since: row.since,
+      until: text(row.until),
+    }) as unknown as Freeze;
+  }
+
+  /** Freezes the app's applies (a second freeze replaces the first's reason and end). */
+  async setFreeze(app: AppKey, freeze: { reason: string; until?: string }): Promise<Freeze> {
+    await this.#db.run(
+      `INSERT INTO freezes (repo_id, app_dir, reason, since, until) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (repo_id, app_dir) DO UPDATE SET reason = excluded.reason, since = excluded.since,
+         until = excluded.until`,
+      [app.repoId, app.appDir, freeze.reason, now(), freeze.until ?? null],
+    );
+    return (await this.getFreeze(app)) as Freeze;
+  }
+
+  /** Lifts the freeze; false when there was none. */
+  async clearFreeze(app: AppKey): Promise<boolean> {
+    const deleted = await this.#db.run("DELETE FROM freezes WHERE repo_id = ? AND app_dir = ?", [
+      app.repoId,
+      app.appDir,
+    ]);
+    return deleted > 0;
+  }
+
   // --- snapshots of synthesized commits ---------------------------------------------
 
   async getSnapshot(app: AppKey, commit: string): Promise<Snapshot | undefined> {
@@ -480,18 +608,24 @@ export class SqlStore {
    * lease that the holder renews. A concurrent claim of the same lane by
    * another replica loses on the unique index and gets nothing this time.
    */
-  async claimEvent(scope: string, holder: string, leaseMs: number): Promise<EventRecord | undefined> {
+  async claimEvent(
+    scope: string,
+    holder: string,
+    leaseMs: number,
+    heldLanes: readonly string[] = [],
+  ): Promise<EventRecord | undefined> {
+    const held = heldLanes.length > 0 ? ` AND q.lane NOT IN (${heldLanes.map(() => "?").join(", ")})` : "";
     try {
       const row = await this.#db.get(
         `UPDATE events SET status = 'running', claimed_by = ?, lease_expires_at = ${this.#now} + ?
          WHERE seq = (
            SELECT q.seq FROM events q
-           WHERE q.scope = ? AND q.status = 'queued'
+           WHERE q.scope = ? AND q.status = 'queued'${held}
              AND NOT EXISTS (SELECT 1 FROM events r WHERE r.scope = q.scope AND r.lane = q.lane AND r.status = 'running')
            ORDER BY q.seq LIMIT 1${this.#skipLocked})
          AND status = 'queued'
          RETURNING *`,
-        [holder, leaseMs, scope],
+        [holder, leaseMs, scope, ...heldLanes],
       );
       return row ? toEvent(row) : undefined;
     } catch (error) {
@@ -508,14 +642,47 @@ export class SqlStore {
     id: string,
     holder: string,
     leaseMs: number,
-  ): Promise<{ readonly cancelReason?: string } | undefined> {
-    const row = await this.#db.get<{ cancel_reason: string | null }>(
+  ): Promise<{ readonly cancelReason?: string; readonly cancelForce?: boolean } | undefined> {
+    const row = await this.#db.get<{ cancel_reason: string | null; cancel_force: number | null }>(
       `UPDATE events SET lease_expires_at = ${this.#now} + ? WHERE id = ? AND claimed_by = ? AND status = 'running'
-       RETURNING cancel_reason`,
+       RETURNING cancel_reason, cancel_force`,
       [leaseMs, id, holder],
     );
     if (!row) return undefined;
-    return row.cancel_reason ? { cancelReason: row.cancel_reason } : {};
+    if (!row.cancel_reason) return {};
+    return Number(row.cancel_force) === 1
+      ? { cancelReason: row.cancel_reason, cancelForce: true }
+      : { cancelReason: row.cancel_reason };
+  }
+
+  /** Drops a queued event (it never runs); false when it is not queued (any more). */
+  async cancelQueuedEvent(scope: string, id: string, reason: string): Promise<boolean> {
+    const changed = await this.#db.run(
+      `UPDATE events SET status = 'cancelled', finished_at = ?, error = ?
+       WHERE scope = ? AND id = ? AND status = 'queued'`,
+      [now(), reason, scope, id],
+    );
+    return changed === 1;
+  }
+
+  /**
+   * Asks the holder of a running event, on whichever replica, to cancel it
+   * (seen at its next lease renewal); false when it is not running.
+   */
+  async requestEventCancel(scope: string, id: string, reason: string, force: boolean): Promise<boolean> {
+    const changed = await this.#db.run(
+      `UPDATE events SET cancel_reason = ?, cancel_force = ? WHERE scope = ? AND id = ? AND status = 'running'`,
+      [reason, force ? 1 : 0, scope, id],
+    );
+    return changed === 1;
+  }
+
+  /** Deletes events that ended before `before`; returns how many went. */
+  async pruneEvents(scope: string, before: string): Promise<number> {
+    return this.#db.run(
+      "DELETE FROM events WHERE scope = ? AND status NOT IN ('queued', 'running') AND created_at < ?",
+      [scope, before],
+    );
   }
 
   async finishEvent(
@@ -801,6 +968,9 @@ function toRun(row: Row): RunRecord {
     providers: parsed(row.providers),
     error: errorCode ? { code: errorCode, message: text(row.error_message) ?? "" } : undefined,
     review: parsed(row.review),
+    steps: parsed(row.steps),
+    cancel: parsed(row.cancel),
+    eventId: text(row.event_id),
   }) as unknown as RunRecord;
 }
 
