@@ -30,6 +30,8 @@ export type ErrorCode =
   | "USAGE"
   | "RUN_NOT_FOUND"
   | "RUN_NOT_BLOCKED"
+  | "RUN_NOT_CANCELLABLE"
+  | "RUN_APPLYING"
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "BAD_REQUEST"

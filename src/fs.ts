@@ -1,4 +1,4 @@
-import { access, constants } from "node:fs/promises";
+import { access, constants, lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 
 /** Whether a file or folder exists (and is reachable). */
@@ -25,4 +25,20 @@ export async function findExecutable(name: string, searchPath: string): Promise<
     }
   }
   return undefined;
+}
+
+/**
+ * The bytes the files under a folder take, walking it without following
+ * links (as `du` does); 0 when it does not exist. Files that vanish during the
+ * walk are skipped.
+ */
+export async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += await directoryBytes(file);
+    else total += (await lstat(file).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
 }

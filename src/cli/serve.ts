@@ -109,6 +109,9 @@ export async function serve(
       newId: randomUUID,
       ...(pullRequests ? { pullRequests, pollPullRequests: !secrets.forge?.webhookSecret } : {}),
       ...(forge ? { pullRequestDirectory: forge.pullRequests } : {}),
+      maintenanceWindows: config.maintenanceWindows,
+      retentionDays: config.retention.days,
+      cacheMaxBytes: config.cache.maxBytes,
     });
     const http = buildHttpApp({
       service,

@@ -1,8 +1,12 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import type { MaintenanceWindow } from "../domain/apply-gate.ts";
 import { RunnerError } from "../errors.ts";
 import { policyDefaultsSchema } from "../policy/policy.ts";
+import { parseSchedule, type Schedule } from "../policy/policy.ts";
+
+const DEFAULT_CACHE_BYTES = 4 * 1024 ** 3;
 
 const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "not a variable name"), z.string());
 
@@ -89,6 +93,39 @@ const environmentSchema = z.strictObject({
   /** Its stacks apply only what the environment before applied; the first environment is never gated. */
   requirePromotion: z.boolean().default(true),
 });
+/** A schedule of the given kind (a cron expression, or an interval as a duration), as the policy file writes them. */
+function scheduleOf<K extends Schedule["kind"]>(kind: K, example: string) {
+  return z.string().transform((text, ctx): Extract<Schedule, { kind: K }> => {
+    const schedule = parseSchedule(text);
+    if (typeof schedule !== "string" && schedule.kind === kind)
+      return schedule as Extract<Schedule, { kind: K }>;
+    const message = typeof schedule === "string" ? schedule : `${JSON.stringify(text)}: expected ${example}`;
+    ctx.issues.push({ code: "custom", input: text, message });
+    return z.NEVER;
+  });
+}
+
+/** A window in which applies and drift corrections may start: when it opens (cron) and how long it stays open. */
+const maintenanceWindowSchema = z
+  .strictObject({
+    cron: scheduleOf("cron", "a 5-field cron expression such as 0 22 * * 1-5"),
+    duration: scheduleOf("interval", "a duration such as 2h or 90m"),
+    timezone: z
+      .string()
+      .refine(
+        (zone) => zone === "UTC" || Intl.supportedValuesOf("timeZone").includes(zone),
+        "an IANA time zone such as UTC or Europe/Berlin",
+      )
+      .default("UTC"),
+  })
+  .transform(
+    (window): MaintenanceWindow => ({
+      cron: window.cron.expression,
+      durationMs: window.duration.everyMs,
+      timezone: window.timezone,
+      text: `${window.cron.text} for ${window.duration.text} (${window.timezone})`,
+    }),
+  );
 
 /** What every forge entry has: credentials, forks, and how this runner names itself there. */
 const forgeAccess = {
@@ -243,6 +280,14 @@ const runnerConfigSchema = z.strictObject({
         new Set(environments.map((environment) => environment.name)).size === environments.length,
       "environment names must be unique",
     ),
+  /** Applies and drift corrections start only inside one of these; none: at any time. */
+  maintenanceWindows: z.array(maintenanceWindowSchema).default([]),
+  /** Runs (with their logs and plans) older than this are pruned; each stack keeps its last apply and drift check. */
+  retention: z.strictObject({ days: z.int().min(1).max(36_500).default(90) }).default({ days: 90 }),
+  /** The dependency cache is trimmed, least recently used first, to stay under this size. */
+  cache: z
+    .strictObject({ maxBytes: z.int().min(0).default(DEFAULT_CACHE_BYTES) })
+    .default({ maxBytes: DEFAULT_CACHE_BYTES }),
 });
 
 export type RunnerConfig = z.infer<typeof runnerConfigSchema>;

@@ -1,12 +1,13 @@
 import { decideApply } from "../domain/decisions.ts";
 import { runInDependencyOrder } from "../domain/graph.ts";
 import { compareWithReviewed, type PlannedChange } from "../domain/review.ts";
-import { RunnerError } from "../errors.ts";
+import { type PolicyInForce, policyInForce, suspensionReason } from "../domain/stack-policy.ts";
+import { isRunnerError, RunnerError } from "../errors.ts";
 import type { ResourceChange } from "../terraform/plan-json.ts";
 import { decideAffected } from "./affected.ts";
 import { recordAudit } from "./audit.ts";
 import { withSynthesizedCommit } from "./commit.ts";
-import { type EngineContext, stackKey, stackLockKey } from "./context.ts";
+import { appKey, type EngineContext, stackKey, stackLockKey } from "./context.ts";
 import { withStackLock } from "./lock.ts";
 import { appliedBaselines, skipped, skippedForFailure } from "./plan.ts";
 import { checked, checkPolicy } from "./policy-checks.ts";
@@ -51,10 +52,18 @@ export async function applyCommand(context: EngineContext, options: ApplyOptions
         const counterpart = waits.get(stack.name);
         return counterpart ? { ...stack, dependencies: [...stack.dependencies, counterpart] } : stack;
       });
+    const overrides = await context.store.stackOverrides(appKey(context));
     const results = await runInDependencyOrder(
       affected,
       context.parallelism,
-      (stack) => applyOne(context, app, stack, options),
+      (stack) =>
+        applyOne(
+          context,
+          app,
+          stack,
+          policyInForce(app.policy.forStack(stack.name), overrides.get(stack.name)),
+          options,
+        ),
       (report) => report.status === "applied" || report.status === "no-changes",
       (stack, dependency, dependencyReport) => {
         if (waits.get(stack.name) === dependency) {
@@ -83,10 +92,11 @@ async function applyOne(
   context: EngineContext,
   app: SynthesizedApp,
   stack: AppStack,
+  inForce: PolicyInForce,
   options: ApplyOptions,
 ): Promise<StackReport> {
-  const policy = app.policy.forStack(stack.name);
-  if (policy.suspended) return skipped(stack.name, app.commit, "suspended by policy");
+  const { policy } = inForce;
+  if (policy.suspended) return skipped(stack.name, app.commit, suspensionReason(inForce));
   const key = stackKey(context, stack.name);
 
   return recordedRun(context, "apply", stack.name, app.commit, (scope) =>
@@ -168,7 +178,10 @@ async function applyOne(
           outcome: { status: "succeeded", result: status, ...recorded, ...checked(violations) },
         };
       } catch (error) {
-        await context.store.recordApplyProblem(key, "failed");
+        // A cancel before the apply step changed nothing: the stack stays as it was (pending).
+        const changedNothing =
+          isRunnerError(error, "EXEC_CANCELLED") && !scope.steps().some((step) => step.name === "apply");
+        if (!changedNothing) await context.store.recordApplyProblem(key, "failed");
         throw error;
       }
     }),

@@ -11,8 +11,10 @@ import type {
   NewRun,
   RunOrigin,
   RunOutcome,
+  RunStep,
   Snapshot,
   StackKey,
+  StackOverride,
   StackRecord,
 } from "../store/records.ts";
 import type { TerraformCli } from "../terraform/cli.ts";
@@ -29,6 +31,8 @@ export interface EngineRecords {
   finishRun(id: string, outcome: RunOutcome, log?: string): Promise<void>;
   /** The process group a run's current step started, so that a restart can wait for or end it. */
   recordProcess(runId: string, pgid: number | undefined): Promise<void>;
+  /** The run's steps so far, with their timings. */
+  recordSteps(runId: string, steps: readonly RunStep[]): Promise<void>;
 
   getStack(key: StackKey): Promise<StackRecord | undefined>;
   listStacks(app: AppKey): Promise<StackRecord[]>;
@@ -38,6 +42,8 @@ export interface EngineRecords {
     key: StackKey,
     outcome: { status: DriftStatus; fingerprint?: string } | { status: "failed" },
   ): Promise<void>;
+  /** Suspensions and resumptions operators stored; they win over the policy file's `suspended`. */
+  stackOverrides(app: AppKey): Promise<Map<string, StackOverride>>;
 
   /** The audit trail: one entry per run that applied (or tried to) or accepted a commit. */
   recordAudit(entry: Omit<AuditEntry, "at">): Promise<void>;
@@ -129,6 +135,11 @@ export interface EngineContext {
   readonly logger: Logger;
   readonly newRunId: () => string;
   readonly signal?: AbortSignal;
+  /**
+   * What may interrupt a running apply step (a forced cancel, the runner
+   * stopping); `signal` when unset. Any cancel still keeps an apply step from starting.
+   */
+  readonly applySignal?: AbortSignal;
   /** The event a service worker runs, recorded with each run so a replica can recover it. */
   readonly eventId?: string;
   /** Plans of pull requests: untrusted code, plan credentials only. */

@@ -3,9 +3,10 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { type CorrectMode, correctsDrift, decideDrift } from "../domain/decisions.ts";
 import { dependentsOf, inParallel } from "../domain/graph.ts";
+import { policyInForce, suspensionReason } from "../domain/stack-policy.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
 import { parsePolicy, type StackPolicy } from "../policy/policy.ts";
-import type { Snapshot, StackRecord } from "../store/records.ts";
+import type { RecordedResource, Snapshot, StackOverride, StackRecord } from "../store/records.ts";
 import { type DriftedResource, driftedResources, isDrifted } from "../terraform/drift.ts";
 import { recordAudit } from "./audit.ts";
 import { checkStackNames, commitSnapshot, resolveCommit } from "./commit.ts";
@@ -44,11 +45,17 @@ export async function driftCommand(context: EngineContext, options: DriftOptions
   const selected = new Set(options.stacks);
   const wanted = (name: string) => selected.size === 0 || selected.has(name);
   const pending = pendingStacks(snapshot, records);
+  const overrides = await context.store.stackOverrides(appKey(context));
 
   const checked = await inParallel(
     records.filter((record) => wanted(record.stack)),
     context.parallelism,
-    (record) => driftOne(context, snapshot, record, pending.has(record.stack), options.correct),
+    (record) =>
+      driftOne(context, snapshot, record, {
+        pending: pending.has(record.stack),
+        mode: options.correct,
+        override: overrides.get(record.stack),
+      }),
   );
   const neverApplied = appNames
     .filter((name) => wanted(name) && !records.some((record) => record.stack === name))
@@ -85,17 +92,22 @@ async function driftOne(
   context: EngineContext,
   snapshot: Snapshot | undefined,
   record: StackRecord,
-  pending: boolean,
-  mode: CorrectMode,
+  facts: {
+    readonly pending: boolean;
+    readonly mode: CorrectMode;
+    readonly override?: StackOverride | undefined;
+  },
 ): Promise<StackReport> {
+  const { pending, mode } = facts;
   const name = record.stack;
   const commit = record.lastAppliedCommit as string;
   const inApp = snapshot?.stacks.find((stack) => stack.name === name);
   if (snapshot && !inApp) {
     return skipped(name, commit, "orphaned: gone from the app; its state and resources are kept");
   }
-  const policy: StackPolicy = inApp?.policy ?? DEFAULT_POLICY.forStack(name);
-  if (policy.suspended) return skipped(name, commit, "suspended by policy");
+  const inForce = policyInForce(inApp?.policy ?? DEFAULT_POLICY.forStack(name), facts.override);
+  const { policy } = inForce;
+  if (policy.suspended) return skipped(name, commit, suspensionReason(inForce));
   if (policy.drift === "off") return skipped(name, commit, "drift checks are off by policy");
   const corrects = correctsDrift(policy, pending, mode);
 
@@ -168,14 +180,14 @@ async function checkStack(
             ...shown,
             ...(decision.notify ? { driftEvent: decision.notify } : {}),
           },
-          outcome: { status: "succeeded", result: "drifted", ...recorded },
+          outcome: { status: "succeeded", result: "drifted", ...recorded, resources },
         };
       case "block":
         await discardPlan(planned);
         await context.store.recordDrift(key, { status: "drifted", fingerprint: decision.fingerprint });
         return {
           report: { status: "blocked", reason: decision.reason, ...shown },
-          outcome: { status: "blocked", result: "blocked", ...recorded },
+          outcome: { status: "blocked", result: "blocked", ...recorded, resources },
         };
       case "correct":
         // A correction takes the stack's lock like an apply. The plan was made without it:
@@ -199,7 +211,7 @@ async function checkStack(
         await context.store.recordDrift(key, { status: "corrected" });
         return {
           report: { status: "corrected", summary: planned.summary, resources, driftEvent: "corrected" },
-          outcome: { status: "succeeded", result: "corrected", ...recorded },
+          outcome: { status: "succeeded", result: "corrected", ...recorded, resources },
         };
     }
   } finally {
@@ -208,7 +220,7 @@ async function checkStack(
 }
 
 /** Planned changes, each with the attributes that drifted out of band. */
-function driftReport(planned: PlannedStack, drifted: readonly DriftedResource[]): ResourceReport[] {
+function driftReport(planned: PlannedStack, drifted: readonly DriftedResource[]): RecordedResource[] {
   const attributes = new Map(drifted.map((resource) => [resource.address, resource.attributes]));
   return planned.resources.map((resource) => {
     const drift = attributes.get(resource.address);

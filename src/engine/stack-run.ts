@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { setTimeout as delay } from "node:timers/promises";
 import { isRunnerError, RunnerError } from "../errors.ts";
-import type { RunKind, RunOutcome } from "../store/records.ts";
+import type { RunKind, RunOutcome, RunStep } from "../store/records.ts";
 import type { EngineContext } from "./context.ts";
 import { EMPTY_SUMMARY, type StackReport } from "./report.ts";
 
@@ -23,7 +23,20 @@ export class RunLog {
   }
 
   add(step: string, text: string): void {
-    const part = this.#redact(`==> ${step}\n${text.trimEnd()}\n`);
+    this.#push(`==> ${step}\n${text.trimEnd()}\n`);
+  }
+
+  /**
+   * Starts a step's part that grows while the step runs: its header now, then
+   * each piece of output (whole lines) as it comes, so the log can be followed.
+   */
+  live(step: string): (text: string) => void {
+    this.#push(`==> ${step}\n`);
+    return (text) => this.#push(text);
+  }
+
+  #push(text: string): void {
+    const part = this.#redact(text);
     this.#parts.push(part);
     this.#written = this.#written.then(() =>
       this.#write(part).catch(() => {
@@ -53,8 +66,10 @@ export const APP = "*";
 export interface RunScope {
   readonly id: string;
   readonly log: RunLog;
-  /** Runs one step, logging its duration; a failure names the stack and the step. */
+  /** Runs one step, recording its timing; a failure names the stack and the step. */
   step<T>(name: string, work: () => Promise<T>): Promise<T>;
+  /** The steps so far. */
+  steps(): readonly RunStep[];
 }
 
 export interface RunResult {
@@ -119,17 +134,22 @@ export async function recordedRun(
     }),
   );
   let currentStep = "start";
+  const steps = new StepRecord(id, context, logger);
   const scope: RunScope = {
     id,
     log,
+    steps: () => steps.list(),
     async step(name, work) {
       const stepStarted = performance.now();
       currentStep = name;
+      const index = steps.start(name);
       try {
         const result = await work();
+        steps.end(index, "succeeded");
         logger.info({ step: name, durationMs: Math.round(performance.now() - stepStarted) }, "step finished");
         return result;
       } catch (error) {
+        steps.end(index, "failed");
         logger.warn({ step: name, code: isRunnerError(error) ? error.code : undefined }, "step failed");
         const message = error instanceof Error ? error.message : String(error);
         log.add(`${name} (failed)`, message);
@@ -154,6 +174,7 @@ export async function recordedRun(
     }
   }
   await log.flushed();
+  await steps.flushed();
   await persistently(
     () => context.store.finishRun(id, result.outcome, log.incomplete ? log.text() : undefined),
     logger,
@@ -174,6 +195,51 @@ export async function recordedRun(
   });
   logger.info({ status: result.outcome.status, result: result.outcome.result }, "run finished");
   return { name: stack, commit, runId: id, ...result.report };
+}
+
+/** A run's steps with their timings, written to the run's record as each starts and ends. */
+class StepRecord {
+  readonly #steps: RunStep[] = [];
+  readonly #runId: string;
+  readonly #context: EngineContext;
+  readonly #logger: EngineContext["logger"];
+  #written: Promise<void> = Promise.resolve();
+
+  constructor(runId: string, context: EngineContext, logger: EngineContext["logger"]) {
+    this.#runId = runId;
+    this.#context = context;
+    this.#logger = logger;
+  }
+
+  start(name: string): number {
+    this.#steps.push({ name, startedAt: new Date().toISOString(), status: "running" });
+    this.#save();
+    return this.#steps.length - 1;
+  }
+
+  end(index: number, status: "succeeded" | "failed"): void {
+    const step = this.#steps[index];
+    if (!step) return;
+    this.#steps[index] = { ...step, endedAt: new Date().toISOString(), status };
+    this.#save();
+  }
+
+  list(): readonly RunStep[] {
+    return [...this.#steps];
+  }
+
+  flushed(): Promise<void> {
+    return this.#written;
+  }
+
+  #save(): void {
+    const steps = this.list();
+    this.#written = this.#written.then(() =>
+      this.#context.store.recordSteps(this.#runId, steps).catch((error: unknown) => {
+        this.#logger.warn({ err: error }, "the run's steps could not be recorded");
+      }),
+    );
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import path from "node:path";
 import { RunnerError } from "../errors.ts";
 import { exists } from "../fs.ts";
 import { LOCK_FILE } from "../state/applied-dir.ts";
-import { type EngineVersion, providerVersions } from "../terraform/cli.ts";
+import { type CallOptions, type EngineVersion, providerVersions } from "../terraform/cli.ts";
 import {
   destroys,
   type PlanJson,
@@ -70,9 +70,8 @@ export async function planStack(
   const stateEnv = state?.env ?? {};
   const env = { ...context.stackEnv(stack, options.purpose), ...stateEnv };
 
-  scope.log.add(
-    "init",
-    await scope.step("init", () => context.terraform.init(dir, callOptions(context, scope, env))),
+  await scope.step("init", () =>
+    context.terraform.init(dir, callOptions(context, scope, env, { output: scope.log.live("init") })),
   );
   const engine = await scope.step("version", () =>
     context.terraform.engine(callOptions(context, scope, env)),
@@ -80,9 +79,12 @@ export async function planStack(
   const version = { ...engine, providers: await providerVersions(dir) };
   const planFile = path.join(dir, `${scope.id}.tfplan`);
   const outcome = await scope.step("plan", () =>
-    context.terraform.plan(dir, planFile, callOptions(context, scope, env)),
+    context.terraform.plan(
+      dir,
+      planFile,
+      callOptions(context, scope, env, { output: scope.log.live("plan") }),
+    ),
   );
-  scope.log.add("plan", outcome.log);
   if (!outcome.hasChanges) {
     return {
       dir,
@@ -142,10 +144,21 @@ export async function applyPlanned(
 ): Promise<void> {
   const env = { ...context.stackEnv(stack, "apply"), ...planned.stateEnv };
   try {
-    const output = await scope.step("apply", () =>
-      context.terraform.apply(planned.dir, planned.planFile, callOptions(context, scope, env)),
-    );
-    scope.log.add("apply", output);
+    await scope.step("apply", async () => {
+      // Any cancel keeps the apply from starting; once it runs, only what may interrupt an apply does.
+      if (context.signal?.aborted) {
+        throw new RunnerError("EXEC_CANCELLED", "terraform apply: cancelled before it started", {
+          cause: context.signal.reason,
+        });
+      }
+      const output = scope.log.live("apply");
+      const signal = context.applySignal ?? context.signal;
+      return context.terraform.apply(
+        planned.dir,
+        planned.planFile,
+        callOptions(context, scope, env, { output, ...(signal ? { signal } : {}) }),
+      );
+    });
   } finally {
     await rm(planned.planFile, { force: true });
   }
@@ -180,12 +193,26 @@ async function restoreLockFile(context: EngineContext, stack: string, dir: strin
   if (kept) await writeFile(local, kept);
 }
 
-/** Call options: the stack's environment, the cancel signal, and recording of the process group. */
-function callOptions(context: EngineContext, scope: RunScope, env: Readonly<Record<string, string>>) {
+/**
+ * Call options: the stack's environment, the cancel signal (the context's
+ * unless given), recording of the process group, and where output goes as it comes.
+ */
+function callOptions(
+  context: EngineContext,
+  scope: RunScope,
+  env: Readonly<Record<string, string>>,
+  extra: { readonly output?: (text: string) => void; readonly signal?: AbortSignal } = {},
+): CallOptions {
   const onSpawn = (pgid: number) => {
     context.store.recordProcess(scope.id, pgid).catch((error: unknown) => {
       context.logger.error({ err: error, runId: scope.id }, "recording the process group failed");
     });
   };
-  return context.signal ? { env, signal: context.signal, onSpawn } : { env, onSpawn };
+  const signal = extra.signal ?? context.signal;
+  return {
+    env,
+    onSpawn,
+    ...(signal ? { signal } : {}),
+    ...(extra.output ? { onOutput: extra.output } : {}),
+  };
 }

@@ -6,9 +6,11 @@ import { accessChecker, type Tokens } from "./auth.ts";
 import { answerClientError, installErrorHandling, sendError } from "./errors.ts";
 import { jsonBodyParser } from "./json-body.ts";
 import { serializeRequest } from "./logging.ts";
+import { registerOpenApi } from "./openapi.ts";
 import { runPageRoutes } from "./pages/run-page.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { operationRoutes } from "./routes/operations.ts";
 import { rollbackRoutes } from "./routes/rollback.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
@@ -62,13 +64,18 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
   const { service } = options;
   const access = accessChecker(options.tokens);
   const runUrl = runLinker(options.publicUrl);
-  healthRoutes(app, service);
-  webhookRoutes(app, { service, secret: options.webhookSecret, forge: options.forgeWebhook });
-  stackRoutes(app, { service, access });
-  runRoutes(app, { service, access, runUrl });
-  triggerRoutes(app, { service, access });
-  auditRoutes(app, { service, access });
-  rollbackRoutes(app, { service, access });
-  runPageRoutes(app, { service, access, runUrl });
+  registerOpenApi(app);
+  // In a plugin, so that the OpenAPI document (registered first) sees every route.
+  app.register(async (routes) => {
+    healthRoutes(routes, service);
+    webhookRoutes(routes, { service, secret: options.webhookSecret, forge: options.forgeWebhook });
+    stackRoutes(routes, { service, access });
+    runRoutes(routes, { service, access, runUrl });
+    triggerRoutes(routes, { service, access });
+    auditRoutes(routes, { service, access });
+    rollbackRoutes(routes, { service, access });
+    operationRoutes(routes, { service, access });
+    runPageRoutes(routes, { service, access, runUrl });
+  });
   return app;
 }

@@ -6,6 +6,7 @@ import type { ForgeKind } from "../forge/port.ts";
 import { DELIVERY_PARSERS } from "../forge/webhooks.ts";
 import type { ServiceApi } from "../service/api.ts";
 import { parseJsonBody } from "./json-body.ts";
+import { Accepted, errors } from "./schemas.ts";
 import { parse } from "./validation.ts";
 
 /** The forge's webhook: signed with an HMAC secret (GitHub, Gitea, Bitbucket) or carrying a token (GitLab). */
@@ -46,36 +47,57 @@ export function webhookRoutes(
     if (forge !== undefined) {
       // Verified first (signature or token), persisted, answered 202; a delivery the runner
       // does not act on is answered 202 too, and nothing is queued.
-      scope.post(`/webhooks/${forge.kind}`, async (request, reply) => {
-        const raw = rawBody(request);
-        const delivery = DELIVERY_PARSERS[forge.kind](forge.secret, request.headers, raw);
-        if (delivery.event === undefined) return reply.code(202).send({ ignored: true });
-        const accepted = await service.forgeEvent(delivery.event, delivery.id);
-        request.log.info(
-          { deliveryId: delivery.id, event: delivery.event.kind, ...accepted },
-          "webhook accepted",
-        );
-        return reply.code(202).send(accepted);
-      });
+      scope.post(
+        `/webhooks/${forge.kind}`,
+        { schema: webhookSchema(`A ${forge.kind} delivery`) },
+        async (request, reply) => {
+          const raw = rawBody(request);
+          const delivery = DELIVERY_PARSERS[forge.kind](forge.secret, request.headers, raw);
+          if (delivery.event === undefined) return reply.code(202).send({ ignored: true });
+          const accepted = await service.forgeEvent(delivery.event, delivery.id);
+          request.log.info(
+            { deliveryId: delivery.id, event: delivery.event.kind, ...accepted },
+            "webhook accepted",
+          );
+          return reply.code(202).send(accepted);
+        },
+      );
     }
     if (secret === undefined) return;
 
-    scope.post("/webhooks/generic", async (request, reply) => {
-      const raw = rawBody(request);
-      checkSignatureHeader({
-        secret,
-        body: raw,
-        header: SIGNATURE_HEADER,
-        value: request.headers[SIGNATURE_HEADER],
-        form: "sha256=",
-      });
-      const deliveryId = parse(deliverySchema, request.headers[DELIVERY_HEADER], DELIVERY_HEADER);
-      const payload = parse(genericPayloadSchema, parseJsonBody(raw.toString("utf8")), "body");
-      const accepted = await service.requestPoll("generic", deliveryId);
-      request.log.info({ deliveryId, repository: payload.repository, ...accepted }, "webhook accepted");
-      return reply.code(202).send(accepted);
-    });
+    scope.post(
+      "/webhooks/generic",
+      { schema: webhookSchema("Ask for an immediate poll (HMAC-SHA256 signed)") },
+      async (request, reply) => {
+        const raw = rawBody(request);
+        checkSignatureHeader({
+          secret,
+          body: raw,
+          header: SIGNATURE_HEADER,
+          value: request.headers[SIGNATURE_HEADER],
+          form: "sha256=",
+        });
+        const deliveryId = parse(deliverySchema, request.headers[DELIVERY_HEADER], DELIVERY_HEADER);
+        const payload = parse(genericPayloadSchema, parseJsonBody(raw.toString("utf8")), "body");
+        const accepted = await service.requestPoll("generic", deliveryId);
+        request.log.info({ deliveryId, repository: payload.repository, ...accepted }, "webhook accepted");
+        return reply.code(202).send(accepted);
+      },
+    );
   });
+}
+
+/** A webhook in the OpenAPI document: signed instead of a bearer token; its body is checked after the signature. */
+function webhookSchema(summary: string) {
+  return {
+    summary,
+    tags: ["webhooks"],
+    security: [],
+    response: {
+      202: z.union([Accepted, z.strictObject({ ignored: z.literal(true) })]),
+      ...errors(400, 401, 413, 415),
+    },
+  };
 }
 
 /**

@@ -72,7 +72,7 @@ const INTERVAL = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
 const CRON_HASH = /(?<![A-Za-z])H/;
 
 /** Reads a schedule; returns what is wrong as text so the schema can report it at its path. */
-function parseSchedule(text: string): Schedule | string {
+export function parseSchedule(text: string): Schedule | string {
   const trimmed = text.trim();
   const fields = trimmed.split(/\s+/);
   if (fields.length > 1) {

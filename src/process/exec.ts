@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { execa } from "execa";
 import { RunnerError } from "../errors.ts";
 
@@ -25,6 +26,11 @@ export interface ExecOptions {
   /** Told the child's process group id once it runs (it leads its own group). */
   readonly onSpawn?: (pgid: number) => void;
   /**
+   * Told the child's standard output as it comes, in whole lines (the last
+   * one completed with a newline when the child ends), up to the output cap.
+   */
+  readonly onOutput?: (text: string) => void;
+  /**
    * Where the child's output is captured while it runs: the runner's data
    * directory (private, cleaned by recovery); the system's temporary folder
    * when unset.
@@ -40,6 +46,7 @@ export interface ExecResult {
 }
 
 const DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024;
+const FOLLOW_INTERVAL_MS = 250;
 const KILL_GRACE_MS = 10_000;
 const STDERR_TAIL_LINES = 20;
 
@@ -70,6 +77,8 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   });
   // The child holds its own copies of the descriptors.
   await Promise.all([stdoutHandle.close(), stderrHandle.close()]);
+  const maxBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+  const follower = options.onOutput ? followOutput(stdoutFile, maxBytes, options.onOutput) : undefined;
 
   if (child.pid !== undefined) options.onSpawn?.(child.pid);
   let forceKill: NodeJS.Timeout | undefined;
@@ -83,7 +92,7 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   try {
     const result = await child;
     const durationMs = performance.now() - started;
-    const maxBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    await follower?.stop();
     const stdout = await readCapped(stdoutFile, maxBytes);
     const stderr = await readCapped(stderrFile, maxBytes);
     // Ended by us, whatever its exit code: a cancelled terraform exits 1 after a graceful stop.
@@ -122,12 +131,72 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     }
     return { exitCode, stdout, stderr, durationMs };
   } finally {
+    await follower?.stop();
     await rm(outputDir, { recursive: true, force: true });
     stop.removeEventListener("abort", endGroup);
     // After an abort the fallback stays armed (unref'd): the direct child may
     // have exited while others in its group ignore SIGTERM.
     if (!stop.aborted) clearTimeout(forceKill);
   }
+}
+
+/**
+ * Reads what a child writes to its output file while it runs, and hands it on
+ * in whole lines, so that a live log never splits a line (or a value the
+ * runner hides in it) in two.
+ */
+function followOutput(file: string, maxBytes: number, onOutput: (text: string) => void) {
+  const decoder = new StringDecoder("utf8");
+  let position = 0;
+  let pending = "";
+  let stopped: Promise<void> | undefined;
+  const emit = (text: string) => {
+    try {
+      onOutput(text);
+    } catch {
+      // A listener's failure is not the child's.
+    }
+  };
+  const read = async () => {
+    const handle = await open(file, "r").catch(() => undefined);
+    if (!handle) return;
+    try {
+      const buffer = Buffer.alloc(64 * 1024);
+      while (position < maxBytes) {
+        const length = Math.min(buffer.length, maxBytes - position);
+        const { bytesRead } = await handle.read(buffer, 0, length, position);
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        pending += decoder.write(buffer.subarray(0, bytesRead));
+      }
+    } finally {
+      await handle.close();
+    }
+    const end = pending.lastIndexOf("\n");
+    if (end >= 0) {
+      emit(pending.slice(0, end + 1));
+      pending = pending.slice(end + 1);
+    }
+  };
+  let reading: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    reading = reading.then(read).catch(() => undefined);
+  }, FOLLOW_INTERVAL_MS);
+  timer.unref();
+  return {
+    /** Reads the rest and hands on the last line; once, however often it is called. */
+    stop(): Promise<void> {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        await reading;
+        await read().catch(() => undefined);
+        pending += decoder.end();
+        if (pending) emit(pending.endsWith("\n") ? pending : `${pending}\n`);
+        pending = "";
+      })();
+      return stopped;
+    },
+  };
 }
 
 /** A file's text, or its last `maxBytes` when it is larger. */

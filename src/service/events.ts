@@ -7,16 +7,27 @@ import type { AppKey, EventKind, EventRecord, EventStatus, NewEvent, RunRecord }
  */
 export interface EventQueue {
   enqueue(scope: string, event: NewEvent): Promise<{ readonly id: string; readonly duplicate: boolean }>;
-  claimEvent(scope: string, holder: string, leaseMs: number): Promise<EventRecord | undefined>;
+  /** The oldest queued event whose lane has nothing running and is not held (e.g. applies while frozen). */
+  claimEvent(
+    scope: string,
+    holder: string,
+    leaseMs: number,
+    heldLanes?: readonly string[],
+  ): Promise<EventRecord | undefined>;
   renewEvent(
     id: string,
     holder: string,
     leaseMs: number,
-  ): Promise<{ readonly cancelReason?: string } | undefined>;
+  ): Promise<{ readonly cancelReason?: string; readonly cancelForce?: boolean } | undefined>;
   finishEvent(id: string, status: Exclude<EventStatus, "queued" | "running">, error?: string): Promise<void>;
   newerQueued(scope: string, kind: EventKind, afterId: string): Promise<EventRecord[]>;
   supersedeQueued(scope: string, kind: EventKind, pr: number, keep?: string): Promise<number>;
   requestCancel(scope: string, kind: EventKind, pr: number, reason: string, keep?: string): Promise<string[]>;
+  /** Drops a queued event; false when it is not queued (any more). */
+  cancelQueuedEvent(scope: string, id: string, reason: string): Promise<boolean>;
+  /** Asks whichever replica runs the event to cancel it; false when it is not running. */
+  requestEventCancel(scope: string, id: string, reason: string, force: boolean): Promise<boolean>;
+  getEvent(id: string): Promise<EventRecord | undefined>;
   openEvent(
     scope: string,
     kind: EventKind,

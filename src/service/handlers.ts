@@ -61,6 +61,8 @@ export interface HandlerOptions {
   /** Cancels the running plans of a pull request but `keep`, here or on another replica. */
   readonly cancelOtherPlans: (pr: number, keep: string, reason: string) => Promise<void>;
   readonly onRunFinished: NonNullable<EngineContext["onRunFinished"]>;
+  /** Whether applies and drift corrections may start now (not frozen, inside a maintenance window). */
+  readonly mayApply: () => Promise<boolean>;
 }
 
 /**
@@ -74,12 +76,17 @@ export class EventHandlers {
     this.#options = options;
   }
 
-  async handle(event: EventRecord, signal: AbortSignal, log: Logger): Promise<"done" | "superseded"> {
+  async handle(
+    event: EventRecord,
+    signals: { readonly signal: AbortSignal; readonly applySignal: AbortSignal },
+    log: Logger,
+  ): Promise<"done" | "superseded"> {
     const context: EngineContext = {
       ...this.#options.context,
       trigger: event.source,
       origin: eventOrigin(event),
-      signal,
+      signal: signals.signal,
+      applySignal: signals.applySignal,
       logger: log,
       eventId: event.id,
       onRunFinished: this.#options.onRunFinished,
@@ -130,9 +137,12 @@ export class EventHandlers {
         return "done";
       case "drift": {
         const head = await this.#knownHead(context);
+        // While applies wait (frozen, outside a window), drift is checked and reported, not corrected.
+        const mayCorrect = await this.#options.mayApply();
+        if (!mayCorrect) log.info("drift corrections wait: applies may not start now");
         const report = await driftCommand(context, {
           stacks: only,
-          correct: "policy",
+          correct: mayCorrect ? "policy" : "none",
           ...(head ? { head } : {}),
         });
         await this.#afterDrift(report);
@@ -305,7 +315,10 @@ export class EventHandlers {
       await this.#replanAfterApply(context, flow, report);
     }
     for (const stack of report.stacks) {
-      if (stack.status === "failed") this.#notify("apply-failed", stack, stack.error?.message ?? "failed");
+      // A cancel is a person's choice, not a failure to tell the channel about.
+      const cancelled = stack.error?.code === "EXEC_CANCELLED";
+      if (stack.status === "failed" && !cancelled)
+        this.#notify("apply-failed", stack, stack.error?.message ?? "failed");
       if (stack.status === "blocked") this.#notify("run-blocked", stack, stack.reason ?? "blocked");
     }
   }

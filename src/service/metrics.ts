@@ -5,6 +5,8 @@ export interface MetricSources {
   stacksDrifted(): Promise<number>;
   /** Seconds since the last successful poll, or undefined before the first. */
   secondsSinceLastPoll(): Promise<number | undefined>;
+  /** The bytes the data directory takes. */
+  dataDirBytes(): Promise<number>;
 }
 
 /** The service's Prometheus metrics; gauges are read from the store when scraped. */
@@ -49,6 +51,14 @@ export class ServiceMetrics {
       registers: [this.registry],
       async collect() {
         this.set((await sources.secondsSinceLastPoll()) ?? -1);
+      },
+    });
+    new Gauge({
+      name: "gitops_runner_data_dir_bytes",
+      help: "Bytes the data directory takes (state, records, caches, work folders), measured at most every 30 s.",
+      registers: [this.registry],
+      async collect() {
+        this.set(await sources.dataDirBytes());
       },
     });
   }

@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
-import { appKey, type EngineContext, stackKey, stackLockKey } from "../engine/context.ts";
+import type { MaintenanceWindow } from "../domain/apply-gate.ts";
+import { policyInForce } from "../domain/stack-policy.ts";
+import { appKey, dependencyCacheDir, type EngineContext, stackKey, stackLockKey } from "../engine/context.ts";
 import { processHolderPrefix } from "../engine/lock.ts";
 import { type RollbackResult, rollbackCommand } from "../engine/rollback.ts";
 import { RunnerError } from "../errors.ts";
@@ -11,6 +13,7 @@ import type {
   AuditFilter,
   EventKind,
   PullRequestRecord,
+  RunLogChunk,
   RunRecord,
   RunSummary,
   Snapshot,
@@ -20,26 +23,38 @@ import type {
 } from "../store/records.ts";
 import type {
   Accepted,
+  ApplyGateView,
   AuditQuery,
+  CancelResult,
+  QueueEntry,
   Readiness,
   RunFilter,
   ServiceApi,
+  StackDetail,
   StackView,
   TriggerRequest,
 } from "./api.ts";
 import { type EventQueue, laneOf, scopeOf } from "./events.ts";
 import { EventHandlers, type HandlerRecords } from "./handlers.ts";
 import { Health } from "./health.ts";
+import { Housekeeping, type HousekeepingRecords } from "./housekeeping.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import type { PullRequestDirectory } from "./origin.ts";
+import { type OperationRecords, Operations } from "./operations.ts";
 import type { PullRequestFlow } from "./pull-requests.ts";
 import { type RecoveryRecords, recoverAbandoned } from "./recovery.ts";
 import { dueDriftChecks } from "./schedule.ts";
-import { stackViews, type ViewRecords } from "./views.ts";
+import { stackDetail, stackViews, type ViewRecords } from "./views.ts";
 import { WorkerPool } from "./workers.ts";
 
 /** Everything the service reads and writes; the SQL store provides it. */
-export interface ServiceRecords extends EventQueue, HandlerRecords, ViewRecords, RecoveryRecords {
+export interface ServiceRecords
+  extends EventQueue,
+    HandlerRecords,
+    ViewRecords,
+    RecoveryRecords,
+    OperationRecords,
+    HousekeepingRecords {
   readonly dialect: "sqlite" | "postgres";
   ping(): Promise<void>;
   listRuns(
@@ -54,6 +69,7 @@ export interface ServiceRecords extends EventQueue, HandlerRecords, ViewRecords,
   latestWatchedBranch(app: AppKey): Promise<WatchedBranch | undefined>;
   getSnapshot(app: AppKey, commit: string): Promise<Snapshot | undefined>;
   listAudit(filter: AuditFilter): Promise<AuditEntry[]>;
+  runLogSince(id: string, offset: number): Promise<RunLogChunk | undefined>;
 }
 
 export interface ServiceOptions {
@@ -81,7 +97,15 @@ export interface ServiceOptions {
   readonly pullRequestDirectory?: PullRequestDirectory;
   /** Without forge webhooks, each poll lists open pull requests and plans new heads. */
   readonly pollPullRequests?: boolean;
+  /** Applies and drift corrections start only inside one of these; none: at any time. */
+  readonly maintenanceWindows?: readonly MaintenanceWindow[];
+  /** Runs and ended events older than this many days are pruned. */
+  readonly retentionDays: number;
+  /** The dependency cache is trimmed under this size. */
+  readonly cacheMaxBytes: number;
 }
+
+const HOUSEKEEPING_MS = 10 * 60 * 1000;
 
 /**
  * The long-running runner, as small parts over the store: triggers (poll,
@@ -98,6 +122,8 @@ export class RunnerService implements ServiceApi {
   readonly #metrics: ServiceMetrics;
   readonly #health: Health;
   readonly #workers: WorkerPool;
+  readonly #operations: Operations;
+  readonly #housekeeping: Housekeeping;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #leaderKey: string;
   readonly #holder = `${processHolderPrefix()}service`;
@@ -118,7 +144,18 @@ export class RunnerService implements ServiceApi {
       () => options.records.ping(),
       options.logger,
     );
+    this.#housekeeping = new Housekeeping({
+      records: options.records,
+      app: this.#app,
+      scope: this.#scope,
+      dataDir: options.context.dataDir,
+      cacheDir: dependencyCacheDir(options.context.dataDir),
+      retentionDays: options.retentionDays,
+      cacheMaxBytes: options.cacheMaxBytes,
+      logger: options.logger,
+    });
     this.#metrics = new ServiceMetrics({
+      dataDirBytes: () => this.#housekeeping.dataDirBytes(),
       queueDepth: () => this.#records.countQueued(this.#scope),
       stacksDrifted: async () =>
         (await this.#records.listStacks(this.#app)).filter((record) => record.driftStatus === "drifted")
@@ -127,6 +164,15 @@ export class RunnerService implements ServiceApi {
         const polled = (await this.#records.latestWatchedBranch(this.#app))?.polledAt;
         return polled ? (Date.now() - Date.parse(polled)) / 1000 : undefined;
       },
+    });
+    this.#operations = new Operations({
+      records: options.records,
+      app: this.#app,
+      scope: this.#scope,
+      windows: options.maintenanceWindows ?? [],
+      cancelRunning: (eventId, reason, force) => this.#workers.cancel([eventId], reason, force),
+      wake: () => this.#workers.wake(),
+      logger: options.logger,
     });
     const handlers = new EventHandlers({
       context: options.context,
@@ -144,13 +190,15 @@ export class RunnerService implements ServiceApi {
       replanPullRequest: (pr, source, options) => this.#replanPullRequest(pr, source, options),
       cancelOtherPlans: (pr, keep, reason) => this.#cancelRunningPlans(pr, reason, keep),
       onRunFinished: (run) => this.#metrics.runFinished(run.kind, run.status, run.durationMs),
+      mayApply: async () => (await this.#operations.gate()).kind === "open",
     });
     this.#workers = new WorkerPool({
       queue: options.records,
       scope: this.#scope,
       workers: options.workers,
       logger: options.logger,
-      handle: (event, signal, log) => handlers.handle(event, signal, log),
+      handle: (event, signals, log) => handlers.handle(event, signals, log),
+      heldLanes: () => this.#operations.heldLanes(),
       mayWork: () => this.#recovered && this.#health.mayWork(),
       onStoreHealth: (error) => this.#health.storeHealth(error),
       redact: options.context.redact,
@@ -173,6 +221,8 @@ export class RunnerService implements ServiceApi {
       this.#whenLeading(() => this.#enqueueOnce("poll", undefined, "poll")),
     );
     this.#every(this.#options.driftTickMs, () => this.#whenLeading(() => this.#scheduleDrift()));
+    // Each replica trims its own cache; the records are pruned once, by the leader.
+    this.#every(HOUSEKEEPING_MS, () => this.#housekeep(), { now: true });
     if (this.#options.records.dialect === "postgres") {
       this.#every(this.#options.leaseMs, () => this.#whenLeading(() => this.#recover(false)));
     }
@@ -206,7 +256,53 @@ export class RunnerService implements ServiceApi {
   }
 
   listStacks(): Promise<StackView[]> {
-    return stackViews(this.#records, this.#app);
+    return stackViews(this.#records, this.#app, this.#options.driftJitterPercent);
+  }
+
+  getStack(name: string): Promise<StackDetail | undefined> {
+    return stackDetail(this.#records, this.#app, name, this.#options.driftJitterPercent);
+  }
+
+  runLog(id: string, offset: number): Promise<RunLogChunk | undefined> {
+    return this.#records.runLogSince(id, offset);
+  }
+
+  queue(): Promise<{ readonly events: readonly QueueEntry[]; readonly applies: ApplyGateView }> {
+    return this.#operations.queue();
+  }
+
+  cancel(id: string, options: { readonly force: boolean }): Promise<CancelResult> {
+    return this.#operations.cancel(id, options.force);
+  }
+
+  async suspend(stack: string, reason?: string): Promise<StackDetail> {
+    await this.#checkStack(stack);
+    await this.#operations.suspend(stack, reason);
+    return this.#requireStack(stack);
+  }
+
+  async resume(stack: string): Promise<StackDetail> {
+    await this.#checkStack(stack);
+    const head = (await this.#records.latestWatchedBranch(this.#app))?.headSha;
+    const snapshot = head ? await this.#records.getSnapshot(this.#app, head) : undefined;
+    const filePolicy = snapshot?.stacks.find((candidate) => candidate.name === stack)?.policy;
+    await this.#operations.resume(stack, filePolicy?.suspended === true);
+    const detail = await this.#requireStack(stack);
+    // What was merged while it was suspended is applied now.
+    if (detail.state === "pending") await this.#enqueue({ kind: "apply", stack, source: "api:resume" });
+    return detail;
+  }
+
+  applyGate(): Promise<ApplyGateView> {
+    return this.#operations.gateView();
+  }
+
+  freeze(request: { readonly reason: string; readonly until?: string }): Promise<ApplyGateView> {
+    return this.#operations.freeze(request);
+  }
+
+  unfreeze(): Promise<ApplyGateView> {
+    return this.#operations.unfreeze();
   }
 
   listRuns(filter: RunFilter): Promise<RunSummary[]> {
@@ -456,7 +552,13 @@ export class RunnerService implements ServiceApi {
     const head = (await this.#records.latestWatchedBranch(this.#app))?.headSha;
     const snapshot = head ? await this.#records.getSnapshot(this.#app, head) : undefined;
     if (!snapshot) return;
-    const policies = new Map(snapshot.stacks.map((stack) => [stack.name, stack.policy]));
+    const overrides = await this.#records.stackOverrides(this.#app);
+    const policies = new Map(
+      snapshot.stacks.map((stack) => [
+        stack.name,
+        policyInForce(stack.policy, overrides.get(stack.name)).policy,
+      ]),
+    );
     const records = (await this.#records.listStacks(this.#app)).filter((record) => record.lastAppliedCommit);
     const locks = await this.#records.locksWithPrefix(stackLockKey(this.#app, ""));
     const open = new Set(
@@ -483,9 +585,14 @@ export class RunnerService implements ServiceApi {
     }
   }
 
-  #every(ms: number, tick: () => Promise<void>): void {
+  async #housekeep(): Promise<void> {
+    await this.#housekeeping.trimCache();
+    await this.#whenLeading(() => this.#housekeeping.prune());
+  }
+
+  #every(ms: number, tick: () => Promise<void>, options: { readonly now?: boolean } = {}): void {
     let busy = false;
-    const timer = setInterval(() => {
+    const run = () => {
       if (busy) return;
       busy = true;
       tick()
@@ -493,9 +600,17 @@ export class RunnerService implements ServiceApi {
         .finally(() => {
           busy = false;
         });
-    }, ms);
+    };
+    const timer = setInterval(run, ms);
     timer.unref();
     this.#timers.push(timer);
+    if (options.now) run();
+  }
+
+  async #requireStack(stack: string): Promise<StackDetail> {
+    const detail = await this.getStack(stack);
+    if (!detail) throw new RunnerError("STACK_UNKNOWN", `unknown stack "${stack}"`);
+    return detail;
   }
 
   async #checkStack(stack: string): Promise<void> {

@@ -10,8 +10,18 @@ export interface WorkerPoolOptions {
   readonly scope: string;
   readonly workers: number;
   readonly logger: Logger;
-  /** Runs one claimed event; `signal` aborts when it is cancelled, its lease is lost, or the runner stops. */
-  readonly handle: (event: EventRecord, signal: AbortSignal, log: Logger) => Promise<"done" | "superseded">;
+  /**
+   * Runs one claimed event; `signal` aborts when it is cancelled, its lease is
+   * lost, or the runner stops; `applySignal` only when what may interrupt a
+   * running apply step happens: a forced cancel, a lost lease, the runner stopping.
+   */
+  readonly handle: (
+    event: EventRecord,
+    signals: { readonly signal: AbortSignal; readonly applySignal: AbortSignal },
+    log: Logger,
+  ) => Promise<"done" | "superseded">;
+  /** Lanes whose events wait for now (the apply lane while applies are frozen or outside a window). */
+  readonly heldLanes: () => Promise<readonly string[]>;
   /** Whether work may be taken now (the data directory and the database are healthy). */
   readonly mayWork: () => boolean;
   /** Told when the database fails or recovers, for readiness. */
@@ -26,6 +36,19 @@ export interface WorkerPoolOptions {
 interface Running {
   readonly event: EventRecord;
   readonly controller: AbortController;
+  /** Aborted only by what may interrupt a running apply step. */
+  readonly interrupt: AbortController;
+}
+
+/** Why an event was cancelled by a person (or a newer push), as its signal's reason. */
+export class CancelRequested extends Error {
+  readonly force: boolean;
+
+  constructor(reason: string, force: boolean) {
+    super(reason);
+    this.name = "CancelRequested";
+    this.force = force;
+  }
 }
 
 /**
@@ -56,9 +79,18 @@ export class WorkerPool {
     for (const resolve of [...this.#wake]) resolve();
   }
 
-  /** Aborts events this process runs, e.g. the plan of a pull request's older head. */
-  cancel(eventIds: readonly string[], reason: string): void {
-    for (const id of eventIds) this.#running.get(id)?.controller.abort(new Error(reason));
+  /**
+   * Cancels events this process runs, e.g. the plan of a pull request's older
+   * head; a running apply step is interrupted only when `force` is set.
+   */
+  cancel(eventIds: readonly string[], reason: string, force = false): void {
+    for (const id of eventIds) {
+      const running = this.#running.get(id);
+      if (!running) continue;
+      const request = new CancelRequested(reason, force);
+      running.controller.abort(request);
+      if (force) running.interrupt.abort(request);
+    }
   }
 
   runningEvents(): EventRecord[] {
@@ -70,7 +102,7 @@ export class WorkerPool {
     this.#stopping.abort();
     this.wake();
     const grace = setTimeout(() => {
-      for (const running of this.#running.values()) running.controller.abort(new Error("shutting down"));
+      for (const running of this.#running.values()) abortBoth(running, new Error("shutting down"));
     }, graceMs);
     await Promise.all(this.#loops);
     clearTimeout(grace);
@@ -86,7 +118,7 @@ export class WorkerPool {
       }
       let event: EventRecord | undefined;
       try {
-        event = await queue.claimEvent(scope, holder, this.#options.leaseMs);
+        event = await queue.claimEvent(scope, holder, this.#options.leaseMs, await this.#options.heldLanes());
         if (failures > 0) this.#options.onStoreHealth(undefined);
         failures = 0;
       } catch (error) {
@@ -107,14 +139,15 @@ export class WorkerPool {
   async #run(event: EventRecord, holder: string): Promise<void> {
     const { queue, logger } = this.#options;
     const log = logger.child({ eventId: event.id, event: event.kind, stack: event.stack, pr: event.pr });
-    const controller = new AbortController();
-    this.#running.set(event.id, { event, controller });
+    const running: Running = { event, controller: new AbortController(), interrupt: new AbortController() };
+    const { controller } = running;
+    this.#running.set(event.id, running);
     const heartbeat = setInterval(() => {
       queue.renewEvent(event.id, holder, this.#options.leaseMs).then(
         (renewed) => {
           if (renewed === undefined)
-            controller.abort(new Error("the event's lease was lost to another replica"));
-          else if (renewed.cancelReason) controller.abort(new Error(renewed.cancelReason));
+            abortBoth(running, new Error("the event's lease was lost to another replica"));
+          else if (renewed.cancelReason) this.cancel([event.id], renewed.cancelReason, renewed.cancelForce);
         },
         (error: unknown) => log.warn({ err: error }, "renewing the event's lease failed"),
       );
@@ -124,7 +157,14 @@ export class WorkerPool {
     let status: "done" | "superseded" | "failed" | "cancelled";
     let error: string | undefined;
     try {
-      status = await this.#options.handle(event, controller.signal, log);
+      const handled = await this.#options.handle(
+        event,
+        { signal: controller.signal, applySignal: running.interrupt.signal },
+        log,
+      );
+      // Cancelled by a person: whatever the event finished before it stopped, the rest did not run.
+      status =
+        handled === "done" && controller.signal.reason instanceof CancelRequested ? "cancelled" : handled;
     } catch (thrown) {
       const message = this.#options.redact(thrown instanceof Error ? thrown.message : String(thrown));
       status = controller.signal.aborted ? "cancelled" : "failed";
@@ -176,4 +216,9 @@ export class WorkerPool {
       waiting.add(done);
     });
   }
+}
+
+function abortBoth(running: Running, reason: Error): void {
+  running.controller.abort(reason);
+  running.interrupt.abort(reason);
 }

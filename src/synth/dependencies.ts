@@ -38,7 +38,8 @@ export interface InstalledDependencies {
   readonly cacheEntry?: string;
 }
 
-const COMPLETE_MARKER = ".gitops-runner-complete";
+/** Written last into a cache entry: only a complete install is used (or trimmed). */
+export const COMPLETE_MARKER = ".gitops-runner-complete";
 
 /**
  * Installs an app's npm dependencies once per lockfile: `npm ci` into a cache

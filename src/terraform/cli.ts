@@ -35,6 +35,8 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   /** Told the process group of the terraform process, e.g. to record it for crash recovery. */
   readonly onSpawn?: (pgid: number) => void;
+  /** Told the command's output as it comes, in whole lines, e.g. for a live log. */
+  readonly onOutput?: (text: string) => void;
 }
 
 export interface PlanOptions extends CallOptions {
@@ -143,6 +145,7 @@ export class TerraformCli {
         okExitCodes,
         ...(call.signal ? { signal: call.signal } : {}),
         ...(call.onSpawn ? { onSpawn: call.onSpawn } : {}),
+        ...(call.onOutput ? { onOutput: call.onOutput } : {}),
       });
     } catch (error) {
       throw toTerraformError(error, command);

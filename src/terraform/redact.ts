@@ -56,7 +56,11 @@ export const MIN_SECRET_LENGTH = 4;
  * secrets), wherever text is stored, served, logged, posted or notified.
  */
 export function secretRedactor(values: Iterable<string>): (text: string) => string {
-  const pattern = secretPattern([...values].filter((value) => value.length >= MIN_SECRET_LENGTH));
+  // Each line of a value that spans lines too: a live log is redacted a few lines at a time.
+  const forms = [...values].flatMap((value) =>
+    value.includes("\n") ? [value, ...value.split("\n")] : [value],
+  );
+  const pattern = secretPattern(forms.filter((value) => value.length >= MIN_SECRET_LENGTH));
   return pattern ? (text) => text.replace(pattern, "(redacted)") : (text) => text;
 }
 

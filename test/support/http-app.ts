@@ -9,14 +9,18 @@ import type { ForgeEvent } from "../../src/forge/events.ts";
 import { buildHttpApp, type HttpOptions } from "../../src/http/app.ts";
 import type {
   Accepted,
+  ApplyGateView,
   AuditQuery,
+  CancelResult,
+  QueueEntry,
   Readiness,
   RunFilter,
   ServiceApi,
+  StackDetail,
   StackView,
   TriggerRequest,
 } from "../../src/service/api.ts";
-import type { AuditEntry, RunRecord } from "../../src/store/records.ts";
+import type { AuditEntry, RunLogChunk, RunRecord } from "../../src/store/records.ts";
 
 /**
  * The HTTP edge on a fake ServiceApi, listening on a loopback port: requests go
@@ -78,8 +82,8 @@ export class FakeService implements ServiceApi {
   /** Methods that throw this error instead of answering. */
   readonly failing = new Map<keyof ServiceApi, Error>();
   private readonly stacks: StackView[] = [
-    { name: "network", state: "in-sync", dependencies: [], lastAppliedCommit: "abc" },
-    { name: "storage", state: "blocked", dependencies: ["network"] },
+    { name: "network", state: "in-sync", dependencies: [], lastAppliedCommit: "abc", pending: false },
+    { name: "storage", state: "blocked", dependencies: ["network"], pending: true },
   ];
   private readonly runs: RunRecord[] = [FINISHED_RUN, BLOCKED_RUN];
   /** What listAudit answers. */
@@ -174,6 +178,75 @@ export class FakeService implements ServiceApi {
     const accepted = this.accept();
     this.deliveries.set(key, accepted.eventId);
     return accepted;
+  }
+
+  async getStack(name: string): Promise<StackDetail | undefined> {
+    this.record("getStack", name);
+    const stack = this.stacks.find((candidate) => candidate.name === name);
+    return stack && { ...stack, dependents: [], policySource: {} };
+  }
+
+  async runLog(id: string, offset: number): Promise<RunLogChunk | undefined> {
+    this.record("runLog", id, offset);
+    const run = this.runs.find((candidate) => candidate.id === id);
+    const log = run?.log ?? "";
+    return run && { text: log.slice(offset), offset: Math.max(offset, log.length), status: run.status };
+  }
+
+  async queue(): Promise<{ readonly events: readonly QueueEntry[]; readonly applies: ApplyGateView }> {
+    this.record("queue");
+    return { events: [], applies: this.gate };
+  }
+
+  async cancel(id: string, options: { readonly force: boolean }): Promise<CancelResult> {
+    this.record("cancel", id, options);
+    if (!this.runs.some((run) => run.id === id))
+      throw new RunnerError("RUN_NOT_FOUND", `no run with id ${id}`);
+    return { cancelled: "running", eventId: "event-0", runId: id, force: options.force };
+  }
+
+  async suspend(stack: string, reason?: string): Promise<StackDetail> {
+    this.record("suspend", stack, reason);
+    return this.requireStack(stack);
+  }
+
+  async resume(stack: string): Promise<StackDetail> {
+    this.record("resume", stack);
+    return this.requireStack(stack);
+  }
+
+  async applyGate(): Promise<ApplyGateView> {
+    this.record("applyGate");
+    return this.gate;
+  }
+
+  async freeze(request: { readonly reason: string; readonly until?: string }): Promise<ApplyGateView> {
+    this.record("freeze", request);
+    this.gate = {
+      open: false,
+      reason: `applies are frozen: ${request.reason}`,
+      frozen: {
+        reason: request.reason,
+        since: "2026-01-02T12:00:00.000Z",
+        ...(request.until ? { until: request.until } : {}),
+      },
+      windows: [],
+    };
+    return this.gate;
+  }
+
+  async unfreeze(): Promise<ApplyGateView> {
+    this.record("unfreeze");
+    this.gate = { open: true, windows: [] };
+    return this.gate;
+  }
+
+  private gate: ApplyGateView = { open: true, windows: [] };
+
+  private async requireStack(name: string): Promise<StackDetail> {
+    const stack = await this.getStack(name);
+    if (!stack) throw new RunnerError("STACK_UNKNOWN", `unknown stack ${name}`);
+    return stack;
   }
 
   async metrics(): Promise<{ readonly contentType: string; readonly body: string }> {

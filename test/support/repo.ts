@@ -156,3 +156,27 @@ export async function dataDir(): Promise<string> {
   await symlink(sharedNpmCache, path.join(dir, "cache", "npm"));
   return dir;
 }
+
+/**
+ * An app of one stack whose only resource, on create, writes a line every
+ * tenth of a second to its output (so its apply's log grows) and to `ticks`,
+ * for as long as the file `hold` exists (two minutes at most).
+ */
+export function heldAppSource(options: {
+  readonly stack: string;
+  readonly hold: string;
+  readonly ticks: string;
+  readonly input?: Record<string, unknown>;
+}): string {
+  const loop = `i=0; while [ -e ${options.hold} ] && [ $i -lt 1200 ]; do i=$((i+1)); echo "tick $i" | tee -a ${options.ticks}; sleep 0.1; done`;
+  return `import { App, DataResource, TerraformStack } from "cdktf";
+
+const app = new App();
+const stack = new TerraformStack(app, ${JSON.stringify(options.stack)});
+new DataResource(stack, "held", {
+  input: ${JSON.stringify(options.input ?? { version: 1 })},
+  provisioners: [{ type: "local-exec", command: ${JSON.stringify(loop)} }],
+});
+app.synth();
+`;
+}

@@ -30,7 +30,7 @@ export function runPageRoutes(
     "/runs/:id",
     {
       onRequest: access("read", { allowQueryToken: true }),
-      schema: { params: runParamsSchema, querystring: runPageQuerySchema },
+      schema: { hide: true, params: runParamsSchema, querystring: runPageQuerySchema },
     },
     async (request, reply) => {
       const run = await requireRun(service, request.params.id);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ServiceApi, TriggerKind } from "../../service/api.ts";
 import type { AccessCheck } from "../auth.ts";
+import { Accepted, errors, NAMED, WRITE_ERRORS } from "../schemas.ts";
 import { emptyBodySchema, stackParamsSchema, type ZodTypeProvider } from "../validation.ts";
 
 const TRIGGER_KINDS = ["plan", "apply", "drift"] as const satisfies readonly TriggerKind[];
@@ -16,17 +17,35 @@ export function triggerRoutes(
     const tokenName = access.tokenName(request);
     return tokenName ? { tokenName } : {};
   };
+  const tags = ["triggers"];
 
   for (const kind of TRIGGER_KINDS) {
     api.post(
       `/api/stacks/:name/${kind}`,
-      { onRequest: access("write"), schema: { params: stackParamsSchema, body: emptyBodySchema } },
+      {
+        onRequest: access("write"),
+        schema: {
+          tags,
+          summary: `Queue a ${kind === "drift" ? "drift check" : kind} of one stack`,
+          params: stackParamsSchema,
+          body: emptyBodySchema,
+          response: { 202: Accepted, ...errors(...WRITE_ERRORS, ...NAMED) },
+        },
+      },
       async (request, reply) =>
         reply.code(202).send(await service.trigger({ kind, stack: request.params.name, ...named(request) })),
     );
     api.post(
       `/api/${kind}`,
-      { onRequest: access("write"), schema: { body: emptyBodySchema } },
+      {
+        onRequest: access("write"),
+        schema: {
+          tags,
+          summary: `Queue a ${kind === "drift" ? "drift check" : kind} of every stack`,
+          body: emptyBodySchema,
+          response: { 202: Accepted, ...errors(...WRITE_ERRORS) },
+        },
+      },
       async (request, reply) => reply.code(202).send(await service.trigger({ kind, ...named(request) })),
     );
   }
