@@ -26,14 +26,20 @@ export function parseJsonBody(text: string): unknown {
   }
 }
 
-/** `parseJsonBody` as fastify's parser of application/json bodies. */
+/**
+ * `parseJsonBody` as fastify's parser of application/json bodies. A body of
+ * `null` is refused: no route takes one, and routes without options take no
+ * body at all (which fastify hands to validation as null).
+ */
 export function jsonBodyParser(
   _request: FastifyRequest,
   body: string,
   done: (error: Error | null, value?: unknown) => void,
 ): void {
   try {
-    done(null, parseJsonBody(body));
+    const parsed = parseJsonBody(body);
+    if (parsed === null) throw new RunnerError("BAD_REQUEST", "body: null; send a JSON object, or no body");
+    done(null, parsed);
   } catch (error) {
     done(error instanceof Error ? error : new Error(String(error)));
   }

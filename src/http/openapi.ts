@@ -58,14 +58,17 @@ const RESPONSE_DESCRIPTIONS: Readonly<Record<string, string>> = {
 type Document = ReturnType<typeof jsonSchemaTransformObject>;
 
 /**
- * Names each response by its status, and drops the components nothing refers
- * to (the type provider lists each schema once as an input and once as an output).
+ * Names each response by its status; marks a body whose schema admits null
+ * (routes that take no options yet, or only optional ones) as optional, which
+ * it is; and drops the components nothing refers to (the type provider lists
+ * each schema once as an input and once as an output).
  */
 function tidy(generated: Document): Document {
   const document = generated as Document & { readonly components?: { readonly schemas?: object } };
   for (const operations of Object.values(document.paths ?? {})) {
     for (const operation of Object.values(operations ?? {})) {
       if (typeof operation !== "object" || operation === null || !("responses" in operation)) continue;
+      if ("requestBody" in operation) optionalBody(operation.requestBody);
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
         const described = response as { description?: string };
         if (described.description === "Default Response") {
@@ -82,4 +85,19 @@ function tidy(generated: Document): Document {
     for (const name of unused) delete schemas[name];
   }
   return { ...document, components: { ...document.components, schemas } } as Document;
+}
+
+/** A JSON body of `anyOf: [X, {type: null}]` is X, and may be left out. */
+function optionalBody(requestBody: unknown): void {
+  const body = requestBody as {
+    required?: boolean;
+    content?: Record<string, { schema?: { type?: string; anyOf?: { type?: string }[] } }>;
+  };
+  const media = body.content?.["application/json"];
+  const alternatives = media?.schema?.anyOf;
+  if (!media || !alternatives?.some((alternative) => alternative.type === "null")) return;
+  const rest = alternatives.filter((alternative) => alternative.type !== "null");
+  if (rest.length !== 1) return;
+  media.schema = rest[0] ?? {};
+  body.required = false;
 }
