@@ -13,7 +13,7 @@ import {
 } from "./support/http-app.ts";
 
 describe("the run page", () => {
-  it("answers a self-contained HTML page to a browser, with every value escaped", async () => {
+  it("answers the dashboard's run page to a browser, with every value escaped and every asset its own", async () => {
     const { send } = await startHttp();
 
     const response = await send({
@@ -24,19 +24,21 @@ describe("the run page", () => {
 
     expect(response.statusCode).toBe(200);
     expect(response.headers["content-type"]).toBe("text/html; charset=utf-8");
-    expect(response.headers["content-security-policy"]).toContain("default-src 'none'");
+    expect(response.headers["content-security-policy"]).toContain("default-src 'none'; script-src 'self'");
     expect(response.headers.vary).toBe("Accept");
     const page = response.body;
-    expect(page).not.toContain("<script");
+    expect(page).not.toMatch(/<script(?![^>]* src="\/assets\/)/);
     expect(page).toContain("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;");
     expect(page).toContain("aws_s3_bucket.logs[&quot;&lt;b&gt;&quot;]");
-    expect(page).not.toMatch(/<link|src=|href=/);
+    expect(page).toContain("&quot;&lt;i&gt;logs&lt;/i&gt;&quot;");
+    expect(page).toContain("(known after apply)");
+    for (const [, url] of page.matchAll(/(?:src|href)="([^"]*)"/g)) expect(url).toMatch(/^(\/|#)/);
     for (const shown of [
       FINISHED_RUN.kind,
       FINISHED_RUN.stack,
       FINISHED_RUN.commit,
       "changes",
-      "42 s",
+      "42.0 s",
       "tofu 1.12.6",
     ]) {
       expect(page).toContain(shown);
@@ -70,7 +72,7 @@ describe("the run page", () => {
     }
   });
 
-  it("accepts the token in the query so that a link opens, and never logs it or the header token", async () => {
+  it("sends a browser without a session to the sign-in page, and takes no token from the query", async () => {
     const { send, logs } = await startHttp();
 
     const page = await send({
@@ -78,7 +80,7 @@ describe("the run page", () => {
       url: `/runs/${FINISHED_RUN.id}?token=${READ_TOKEN}`,
       headers: { accept: BROWSER_ACCEPT },
     });
-    const wrong = await send({ method: "GET", url: `/runs/${FINISHED_RUN.id}?token=guess` });
+    const json = await send({ method: "GET", url: `/runs/${FINISHED_RUN.id}?token=${READ_TOKEN}` });
     await send({ method: "POST", url: "/api/plan", headers: WRITE });
     const body = '{"repository":"demo"}';
     await send({
@@ -92,13 +94,13 @@ describe("the run page", () => {
       payload: body,
     });
 
-    expect(page.statusCode).toBe(200);
-    expect(page.headers["content-type"]).toContain("text/html");
-    expect(wrong.statusCode).toBe(401);
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toBe(`/sign-in?next=${encodeURIComponent(`/runs/${FINISHED_RUN.id}`)}`);
+    expect(json.statusCode).toBe(401);
     const logged = logs.join("");
     expect(logged).toContain(`/runs/${FINISHED_RUN.id}?token=%5Bredacted%5D`);
     expect(logged).toContain("webhook accepted");
-    for (const secret of [READ_TOKEN, WRITE_TOKEN, SECRET, "guess"]) {
+    for (const secret of [READ_TOKEN, WRITE_TOKEN, SECRET]) {
       expect(logged).not.toContain(secret);
     }
   });

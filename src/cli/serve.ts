@@ -11,6 +11,7 @@ import {
   redactorFor,
 } from "../composition.ts";
 import {
+  type RunnerConfig,
   readRunnerConfig,
   resolveSecrets,
   type ServeSecrets,
@@ -50,11 +51,19 @@ export async function serve(
     terminal,
     redact: redactorFor(config, env, secretValues(secrets)),
   });
-  const token = secrets.apiTokens.write.length > 0 ? undefined : await generatedToken(dataDir, provisional);
+  const token =
+    secrets.apiTokens.write.length > 0 ? undefined : await storedSecret(dataDir, "api-token", provisional);
   const tokens = token
     ? { ...secrets.apiTokens, write: [{ name: "generated", value: token }] }
     : secrets.apiTokens;
-  const redact = redactorFor(config, env, [...secretValues(secrets), ...(token ? [token] : [])]);
+  // Signs the dashboard's cookies; replicas behind one address share it through the environment.
+  const sessionSecret =
+    env.GITOPS_RUNNER_SESSION_SECRET || (await storedSecret(dataDir, "session-secret", provisional));
+  const redact = redactorFor(config, env, [
+    ...secretValues(secrets),
+    ...(token ? [token] : []),
+    sessionSecret,
+  ]);
   const logger = createLogger(env, { terminal, redact });
 
   const runner = await openRunner(
@@ -122,6 +131,8 @@ export async function serve(
         ? { forgeWebhook: { kind: config.forge.type, secret: secrets.forge.webhookSecret } }
         : {}),
       ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+      sessionSecret,
+      ...(config.forge ? { pullRequestUrl: pullRequestUrl(config.forge) } : {}),
     });
 
     // Handled from before "listening" is logged: whoever waits for that line may signal at once.
@@ -152,24 +163,45 @@ export async function serve(
   }
 }
 
-/** The write token of a runner started without one: generated once, kept private in the data directory. */
-async function generatedToken(dataDir: string, logger: Logger): Promise<string> {
-  const file = path.join(dataDir, "api-token");
+/**
+ * A secret the runner makes for itself when none is configured (the write
+ * token of the embedded default, the dashboard's session key): generated
+ * once, kept private in the data directory; its path is logged, never its value.
+ */
+async function storedSecret(
+  dataDir: string,
+  name: "api-token" | "session-secret",
+  logger: Logger,
+): Promise<string> {
+  const file = path.join(dataDir, name);
   try {
     const existing = (await readFile(file, "utf8")).trim();
     if (existing) {
-      logger.info({ file }, "API token read from the data directory");
+      logger.info({ file }, `${name} read from the data directory`);
       return existing;
     }
   } catch {
     // None yet.
   }
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const token = randomBytes(32).toString("base64url");
-  await writeFile(file, `${token}\n`, { mode: 0o600 });
+  const secret = randomBytes(32).toString("base64url");
+  await writeFile(file, `${secret}\n`, { mode: 0o600 });
   await chmod(file, 0o600);
-  logger.info({ file }, "API token generated; it is stored in this file (mode 0600)");
-  return token;
+  logger.info({ file }, `${name} generated; it is stored in this file (mode 0600)`);
+  return secret;
+}
+
+/** A pull request's page on the configured forge. */
+function pullRequestUrl(forge: NonNullable<RunnerConfig["forge"]>): (number: number) => string {
+  if (forge.type === "gitlab") {
+    const base = (forge.baseUrl ?? "https://gitlab.com").replace(/\/+$/, "");
+    return (number) => `${base}/${forge.project}/-/merge_requests/${number}`;
+  }
+  // GitHub Enterprise's API lives under /api/v3 of its web address.
+  const web = forge.baseUrl
+    ? forge.baseUrl.replace(/\/+$/, "").replace(/\/api\/v3$/, "")
+    : "https://github.com";
+  return (number) => `${web}/${forge.owner}/${forge.repo}/pull/${number}`;
 }
 
 function notificationTarget(target: ServeSecrets["notifications"][number]): NotificationTarget {

@@ -7,8 +7,8 @@ import { answerClientError, installErrorHandling, sendError } from "./errors.ts"
 import { jsonBodyParser } from "./json-body.ts";
 import { serializeRequest } from "./logging.ts";
 import { registerOpenApi } from "./openapi.ts";
-import { runPageRoutes } from "./pages/run-page.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { dashboardRoutes } from "./pages/dashboard.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { rollbackRoutes } from "./routes/rollback.ts";
@@ -20,8 +20,8 @@ import { MAX_NAME_LENGTH, zodSerializerCompiler, zodValidatorCompiler } from "./
 import { type ForgeWebhook, webhookRoutes } from "./webhooks.ts";
 
 /**
- * The HTTP edge of `serve`: health, metrics, webhooks, the JSON API and the
- * run page. It validates, authenticates and translates; the service decides
+ * The HTTP edge of `serve`: health, metrics, webhooks, the JSON API, its
+ * OpenAPI document, and the dashboard. It validates, authenticates and translates; the service decides
  * and persists. This file only wires the parts together.
  */
 export interface HttpOptions {
@@ -35,6 +35,10 @@ export interface HttpOptions {
   readonly publicUrl?: string;
   /** The forge's webhook: GitHub (HMAC secret) or GitLab (token); undefined: its route answers 404. */
   readonly forgeWebhook?: ForgeWebhook;
+  /** Signs the dashboard's session and CSRF cookies. */
+  readonly sessionSecret: string;
+  /** A pull request's page on its forge, for links from run pages. */
+  readonly pullRequestUrl?: (number: number) => string;
 }
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -75,7 +79,14 @@ export function buildHttpApp(options: HttpOptions): FastifyInstance {
     auditRoutes(routes, { service, access });
     rollbackRoutes(routes, { service, access });
     operationRoutes(routes, { service, access });
-    runPageRoutes(routes, { service, access, runUrl });
+    dashboardRoutes(routes, {
+      service,
+      tokens: options.tokens,
+      sessionSecret: options.sessionSecret,
+      secureCookies: options.publicUrl?.startsWith("https:") === true,
+      runUrl,
+      ...(options.pullRequestUrl ? { pullRequestUrl: options.pullRequestUrl } : {}),
+    });
   });
   return app;
 }

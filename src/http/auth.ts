@@ -31,24 +31,8 @@ export interface AccessCheck {
  * a token's content nor its length, nor which one matched, shows in timing.
  */
 export function accessChecker(tokens: Tokens): AccessCheck {
-  const configured = (list: readonly NamedToken[]) => list.filter((token) => token.value.length > 0);
-  const readTokens = configured(tokens.read);
-  const writeTokens = configured(tokens.write);
+  const grantOf = tokenGrants(tokens);
   const admitted = new WeakMap<FastifyRequest, string>();
-  // Every token is compared, whichever matches: the time taken says nothing about which did.
-  const matching = (presented: string, list: readonly NamedToken[]): NamedToken | undefined =>
-    list.reduce<NamedToken | undefined>(
-      (found, token) => (sameSecret(presented, token.value) ? (found ?? token) : found),
-      undefined,
-    );
-
-  const grantOf = (presented: string): { access: Access; name: string } | undefined => {
-    const write = matching(presented, writeTokens);
-    const read = matching(presented, readTokens);
-    if (write) return { access: "write", name: write.name };
-    return read ? { access: "read", name: read.name } : undefined;
-  };
-
   const check =
     (need: Access, { allowQueryToken = false }: { readonly allowQueryToken?: boolean } = {}) =>
     async (request: FastifyRequest) => {
@@ -63,6 +47,43 @@ export function accessChecker(tokens: Tokens): AccessCheck {
       admitted.set(request, grant.name);
     };
   return Object.assign(check, { tokenName: (request: FastifyRequest) => admitted.get(request) });
+}
+
+/** What a token may do, and its name for the audit trail. */
+export interface Grant {
+  readonly access: Access;
+  readonly name: string;
+}
+
+/**
+ * What a presented token may do: write, read, or nothing. It is compared in
+ * constant time with every configured token.
+ */
+export function tokenGrants(tokens: Tokens): (presented: string) => Grant | undefined {
+  const configured = (list: readonly NamedToken[]) => list.filter((token) => token.value.length > 0);
+  const readTokens = configured(tokens.read);
+  const writeTokens = configured(tokens.write);
+  // Every token is compared, whichever matches: the time taken says nothing about which did.
+  const matching = (presented: string, list: readonly NamedToken[]): NamedToken | undefined =>
+    list.reduce<NamedToken | undefined>(
+      (found, token) => (sameSecret(presented, token.value) ? (found ?? token) : found),
+      undefined,
+    );
+  return (presented) => {
+    const write = matching(presented, writeTokens);
+    const read = matching(presented, readTokens);
+    if (write) return { access: "write", name: write.name };
+    return read ? { access: "read", name: read.name } : undefined;
+  };
+}
+
+/** The grant of the request's bearer token, if it has a valid one. */
+export function bearerGrant(
+  grantOf: (presented: string) => Grant | undefined,
+  request: FastifyRequest,
+): Grant | undefined {
+  const token = bearerToken(request.headers.authorization);
+  return token === undefined ? undefined : grantOf(token);
 }
 
 function bearerToken(header: string | undefined): string | undefined {

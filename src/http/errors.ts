@@ -85,6 +85,7 @@ const ROUTER_ERRORS: Readonly<Record<string, { code: HttpErrorCode; message: str
 };
 
 function codeOfStatus(status: number): HttpErrorCode {
+  if (status === 403) return "FORBIDDEN";
   if (status === 413) return "PAYLOAD_TOO_LARGE";
   if (status === 414) return "URI_TOO_LONG";
   if (status === 415) return "UNSUPPORTED_MEDIA_TYPE";

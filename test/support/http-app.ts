@@ -50,7 +50,23 @@ export const FINISHED_RUN: RunRecord = {
   endedAt: "2026-01-02T10:00:42.000Z",
   summary: { add: 1, change: 0, destroy: 0, replace: 0, import: 0 },
   resources: [{ address: 'aws_s3_bucket.logs["<b>"]', actions: ["create"] }],
-  plan: { format_version: "1.2", resource_changes: [] },
+  plan: {
+    format_version: "1.2",
+    resource_changes: [
+      {
+        address: 'aws_s3_bucket.logs["<b>"]',
+        mode: "managed",
+        type: "aws_s3_bucket",
+        name: "logs",
+        change: {
+          actions: ["create"],
+          before: null,
+          after: { bucket: "<i>logs</i>" },
+          after_unknown: { arn: true },
+        },
+      },
+    ],
+  },
   log: "planning network\n<script>alert('pwned')</script>\n",
   engine: "tofu",
   engineVersion: "1.12.6",
@@ -348,6 +364,7 @@ export async function startHttp(
       read: [{ name: "reader", value: READ_TOKEN }],
       write: [{ name: "writer", value: WRITE_TOKEN }],
     },
+    sessionSecret: "session-secret-for-the-http-tests",
     ...(webhookSecret !== undefined && { webhookSecret }),
     ...(overrides.publicUrl !== undefined && { publicUrl: overrides.publicUrl }),
     ...(overrides.forgeWebhook !== undefined && { forgeWebhook: overrides.forgeWebhook }),
