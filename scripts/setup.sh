@@ -186,21 +186,27 @@ if [[ "$purpose" == test ]]; then
   done
 fi
 
+# A tool from PyPI in a virtual environment of its own, cached by version; prints its program's path.
+# Usage: pypi_tool NAME REQUIREMENT VERSION PROGRAM
+pypi_tool() {
+  local name="$1" requirement="$2" version="$3" program="$4"
+  local venv="$cache/$name/$version" started
+  if [[ ! -x "$venv/bin/$program" ]]; then
+    started=$(date +%s)
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$requirement==$version" >&2
+    say "$name: installed $requirement $version in $venv in $(elapsed "$started")"
+  else
+    say "$name: $requirement $version in $venv (cached)"
+  fi
+  echo "$venv/bin/$program"
+}
+
 # --- moto, an AWS API on loopback for the tests --------------------------------------
 moto_server=""
 if [[ "$purpose" == test ]]; then
-  moto_version="$(pinned .moto)"
-  moto_venv="$cache/moto/$moto_version"
-  if [[ ! -x "$moto_venv/bin/moto_server" ]]; then
-    started=$(date +%s)
-    rm -rf "$moto_venv"
-    python3 -m venv "$moto_venv"
-    "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version" >&2
-    say "moto: installed moto[server] $moto_version in $moto_venv in $(elapsed "$started")"
-  else
-    say "moto: moto[server] $moto_version in $moto_venv (cached)"
-  fi
-  moto_server="$moto_venv/bin/moto_server"
+  moto_server="$(pypi_tool moto "moto[server]" "$(pinned .moto)" moto_server)"
 elif [[ -x "$cache/moto/$(pinned .moto)/bin/moto_server" ]]; then
   # A runtime set-up keeps what an earlier test set-up provided.
   moto_server="$cache/moto/$(pinned .moto)/bin/moto_server"
@@ -226,18 +232,7 @@ fi
 # --- schemathesis, which tests the HTTP API against its OpenAPI document ---------------------
 schemathesis_bin=""
 if [[ "$purpose" == test ]]; then
-  schemathesis_version="$(pinned .schemathesis)"
-  schemathesis_venv="$cache/schemathesis/$schemathesis_version"
-  if [[ ! -x "$schemathesis_venv/bin/st" ]]; then
-    started=$(date +%s)
-    rm -rf "$schemathesis_venv"
-    python3 -m venv "$schemathesis_venv"
-    "$schemathesis_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version" >&2
-    say "schemathesis: installed $schemathesis_version in $schemathesis_venv in $(elapsed "$started")"
-  else
-    say "schemathesis: $schemathesis_version in $schemathesis_venv (cached)"
-  fi
-  schemathesis_bin="$schemathesis_venv/bin/st"
+  schemathesis_bin="$(pypi_tool schemathesis schemathesis "$(pinned .schemathesis)" st)"
 fi
 
 # --- Chromium, for the dashboard's browser tests (driven by playwright-core, which downloads nothing) ----

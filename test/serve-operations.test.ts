@@ -1,13 +1,12 @@
 import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, vi } from "vitest";
 import { repoId } from "../src/state/local-state.ts";
 import { migrate } from "../src/store/migrations.ts";
 import { SqlStore } from "../src/store/sql-store.ts";
 import { SqliteDriver } from "../src/store/sqlite-driver.ts";
 import { type AppSpec, dataDir, heldAppSource, TestRepo } from "./support/repo.ts";
-import { type Served, startServe, writeServeConfig } from "./support/serve.ts";
+import { queryDb, type Served, startServe, writeServeConfig } from "./support/serve.ts";
 import { tempDir } from "./support/toolchain.ts";
 
 /** The operations of a runner (cancel, suspend and resume, freeze, windows, bounded disk) through the real serve. */
@@ -27,14 +26,7 @@ interface Run {
 const app = (replicas: number): AppSpec => ({ web: { service: { input: { replicas } } } });
 const WAIT = { timeout: 90_000, interval: 200 };
 
-function query<T>(data: string, sql: string): T[] {
-  const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
-  try {
-    return db.prepare(sql).all() as T[];
-  } finally {
-    db.close();
-  }
-}
+const query = queryDb;
 
 function post(served: Served, route: string, body?: unknown): Promise<Response> {
   return served.api(route, {

@@ -1,11 +1,10 @@
 import { createHmac } from "node:crypto";
 import { access, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
-import { READ_TOKEN, startServe, writeServeConfig } from "./support/serve.ts";
+import { queryDb, READ_TOKEN, startServe, writeServeConfig } from "./support/serve.ts";
 
 const WEBHOOK_SECRET = "webhook-secret-for-tests";
 
@@ -21,14 +20,7 @@ interface Run {
   log?: string;
 }
 
-function query<T>(data: string, sql: string): T[] {
-  const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
-  try {
-    return db.prepare(sql).all() as T[];
-  } finally {
-    db.close();
-  }
-}
+const query = queryDb;
 
 const app = (replicas: number): AppSpec => ({ web: { service: { input: { replicas } } } });
 

@@ -154,30 +154,14 @@ describe.each(engines)("the store on $name", (engine) => {
   describe("what a run page and the queue read", () => {
     it("keeps a run's steps and a cancel asked of it, and lists the runs of events", async () => {
       const { store } = await opened(engine);
-      await store.startRun({
-        id: "r1",
-        kind: "apply",
-        ...key("web"),
-        commit: "c1",
-        trigger: "t",
-        eventId: "e1",
-      });
-      await store.startRun({
-        id: "r2",
-        kind: "apply",
-        ...key("db"),
-        commit: "c1",
-        trigger: "t",
-        eventId: "e1",
-      });
-      await store.startRun({
-        id: "r3",
-        kind: "plan",
-        ...key("db"),
-        commit: "c1",
-        trigger: "t",
-        eventId: "e2",
-      });
+      const started = [
+        ["r1", "apply", "web", "e1"],
+        ["r2", "apply", "db", "e1"],
+        ["r3", "plan", "db", "e2"],
+      ] as const;
+      for (const [id, kind, stack, eventId] of started) {
+        await store.startRun({ id, kind, ...key(stack), commit: "c1", trigger: "t", eventId });
+      }
       const steps = [
         {
           name: "init",

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { RunKind, RunStatus } from "../store/records.ts";
 import { STATUS_OF } from "./errors.ts";
 
 /**
@@ -52,25 +53,28 @@ const RunStep = z
   })
   .meta({ id: "RunStep" });
 
+export const RUN_KINDS = ["synth", "plan", "apply", "drift"] as const satisfies readonly RunKind[];
+export const RUN_STATUSES = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "errored",
+  "blocked",
+  "cancelled",
+  "interrupted",
+] as const satisfies readonly RunStatus[];
+
 const runFields = {
   id: z.string(),
-  kind: z.enum(["synth", "plan", "apply", "drift"]),
+  kind: z.enum(RUN_KINDS),
   repoId: z.string(),
   appDir: z.string(),
   stack: z.string().describe('The stack, or "*" for the whole app (its synthesis)'),
   commit: z.string(),
   trigger: z.string(),
   pr: z.int().optional(),
-  status: z.enum([
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "errored",
-    "blocked",
-    "cancelled",
-    "interrupted",
-  ]),
+  status: z.enum(RUN_STATUSES),
   result: z.string().optional().describe("The stack's result: changes, applied, drifted, blocked..."),
   startedAt: timestamp,
   endedAt: timestamp.optional(),

@@ -3,8 +3,19 @@ import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { DatabaseSync } from "node:sqlite";
 import { onTestFinished } from "vitest";
 import { inheritedEnv, repoRoot } from "./toolchain.ts";
+
+/** Reads the runner's embedded database in a data directory (read-only), as a test's own look at what it recorded. */
+export function queryDb<T>(data: string, sql: string): T[] {
+  const db = new DatabaseSync(path.join(data, "runner.db"), { readOnly: true });
+  try {
+    return db.prepare(sql).all() as T[];
+  } finally {
+    db.close();
+  }
+}
 
 /** Writes a runner configuration into the data directory: that data directory, any free port, then `config`. */
 export async function writeServeConfig(data: string, config: Record<string, unknown>): Promise<string> {

@@ -2,7 +2,6 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { RunnerError } from "../../errors.ts";
 import type { RunFilter, ServiceApi } from "../../service/api.ts";
-import type { RunKind, RunStatus } from "../../store/records.ts";
 import type { AccessCheck } from "../auth.ts";
 import { listView, type RunLinker, requireRun } from "../run-views.ts";
 import {
@@ -11,6 +10,8 @@ import {
   errors,
   NAMED,
   READ_ERRORS,
+  RUN_KINDS,
+  RUN_STATUSES,
   Run,
   RunLog,
   RunSummary,
@@ -23,18 +24,6 @@ import {
   runParamsSchema,
   type ZodTypeProvider,
 } from "../validation.ts";
-
-const RUN_KINDS = ["synth", "plan", "apply", "drift"] as const satisfies readonly RunKind[];
-const RUN_STATUSES = [
-  "queued",
-  "running",
-  "succeeded",
-  "failed",
-  "errored",
-  "blocked",
-  "cancelled",
-  "interrupted",
-] as const satisfies readonly RunStatus[];
 
 const runsQuerySchema = z.strictObject({
   stack: nameSchema.exactOptional(),
