@@ -1,7 +1,9 @@
 import { rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { Page } from "playwright-core";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { checkPage, openTab, type Tab, useBrowser } from "./support/browser.ts";
 import { dataDir, heldAppSource, TestRepo } from "./support/repo.ts";
 import { READ_TOKEN, type Served, startServe, WRITE_TOKEN, writeServeConfig } from "./support/serve.ts";
@@ -24,6 +26,18 @@ async function signIn(tab: Tab, served: Served, token: string, path = "/"): Prom
   await tab.page.getByLabel("API token").fill(token);
   await tab.page.getByRole("button", { name: "Sign in" }).click();
   await tab.page.waitForURL((url) => url.pathname !== "/sign-in");
+}
+
+/** A page on another site (localhost, where the runner is 127.0.0.1) that links to `href`. */
+async function linkingSite(href: string): Promise<string> {
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    response.end(`<!doctype html><title>A pull request</title><a href="${href}">the run</a>`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  return `http://localhost:${port}/`;
 }
 
 async function stateOf(served: Served, stack: string): Promise<string> {
@@ -174,6 +188,15 @@ describe("the dashboard", () => {
     await page.waitForURL((url) => url.searchParams.get("notice") === "resumed");
     expect(await text(page, ".title-row")).toContain("in-sync");
     expect(await stateOf(served, "demo")).toBe("in-sync");
+
+    // A link from another site (a pull request's comment) opens the page for a signed-in person,
+    // though their SameSite=Strict cookie does not come with the first request.
+    const [applied] = (await served.json("/api/runs?kind=apply")).runs;
+    const elsewhere = await linkingSite(new URL(`/runs/${applied.id}`, served.url).href);
+    await page.goto(elsewhere);
+    await page.getByRole("link", { name: "the run" }).click();
+    await page.waitForURL((url) => url.pathname === `/runs/${applied.id}`);
+    await expect.poll(() => text(page, "h1")).toBe("apply of demo");
 
     const reader = await openTab(browser());
     await signIn(reader, served, READ_TOKEN, "/stacks/demo");

@@ -7,6 +7,7 @@ import { isRunnerError, RunnerError } from "../../errors.ts";
 import type { ServiceApi } from "../../service/api.ts";
 import { type Access, bearerGrant, type Grant, type Tokens, tokenGrants } from "../auth.ts";
 import { errorBody, STATUS_OF, sendError } from "../errors.ts";
+import { html } from "../html.ts";
 import { prefersHtml } from "../negotiation.ts";
 import { type RunLinker, requireRun } from "../run-views.ts";
 import { type Sessions, sessions } from "../session.ts";
@@ -139,6 +140,16 @@ class PageContext {
    */
   viewer(request: FastifyRequest, reply: FastifyReply, need: Access): Viewer | undefined {
     const access = this.accessOf(request);
+    if (
+      access === undefined &&
+      request.method === "GET" &&
+      request.headers["sec-fetch-site"] === "cross-site"
+    ) {
+      // A link from another site (a pull request, a chat message) arrives without the SameSite=Strict
+      // cookie: the page opens itself again from this site, which carries it.
+      sendPage(reply, 200, reopenPage(withoutToken(request.url)));
+      return undefined;
+    }
     if (access === undefined) {
       const next = request.method === "GET" ? withoutToken(request.url) : "/";
       const target = `/sign-in?next=${encodeURIComponent(next)}`;
@@ -230,6 +241,14 @@ function assetRoutes(app: FastifyInstance, assets: Assets): void {
       .header("x-content-type-options", "nosniff")
       .send(file.body);
   });
+}
+
+/** A page that loads `url` again from this site, so that the browser sends its SameSite=Strict session. */
+function reopenPage(url: string): string {
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${url}"><title>Opening… · gitops-runner</title></head>
+<body><p><a href="${url}">Open the page</a></p></body></html>
+`.text;
 }
 
 function withoutToken(url: string): string {
