@@ -79,8 +79,8 @@ describe("serve keeps secrets and its data directory to itself", () => {
     if (!apply) throw new Error("no apply run");
     const detail = await (await served.api(`/api/runs/${apply.id}`)).text();
     const page = await (
-      await fetch(new URL(`/runs/${apply.id}?token=${READ_TOKEN}`, served.url), {
-        headers: { accept: "text/html" },
+      await fetch(new URL(`/runs/${apply.id}`, served.url), {
+        headers: { accept: "text/html", authorization: `Bearer ${READ_TOKEN}` },
       })
     ).text();
     expect(detail).toContain("connecting with (redacted)");

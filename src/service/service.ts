@@ -125,6 +125,8 @@ export class RunnerService implements ServiceApi {
   readonly #operations: Operations;
   readonly #housekeeping: Housekeeping;
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Timer work under way, awaited on stop so that none of it outlives the store. */
+  readonly #ticks = new Set<Promise<void>>();
   readonly #leaderKey: string;
   readonly #holder = `${processHolderPrefix()}service`;
   #leader = false;
@@ -233,6 +235,7 @@ export class RunnerService implements ServiceApi {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
+    await Promise.all(this.#ticks);
     await this.#workers.stop(this.#options.shutdownGraceMs);
     if (this.#leader) await this.#records.releaseLock(this.#leaderKey, this.#holder).catch(() => undefined);
   }
@@ -595,11 +598,13 @@ export class RunnerService implements ServiceApi {
     const run = () => {
       if (busy) return;
       busy = true;
-      tick()
+      const ticking: Promise<void> = tick()
         .catch((error: unknown) => this.#log.error({ err: error }, "timer failed"))
         .finally(() => {
           busy = false;
+          this.#ticks.delete(ticking);
         });
+      this.#ticks.add(ticking);
     };
     const timer = setInterval(run, ms);
     timer.unref();
