@@ -189,6 +189,22 @@ describe("the dashboard", () => {
     expect(await text(page, ".title-row")).toContain("in-sync");
     expect(await stateOf(served, "demo")).toBe("in-sync");
 
+    // Freezing from the queue page shows a banner on every page, and unfreezing asks first.
+    await page.goto(new URL("/queue", served.url).href);
+    await page.getByLabel("Reason").fill("release week");
+    await page.getByRole("button", { name: "Freeze applies" }).click();
+    await page.waitForURL((url) => url.searchParams.get("notice") === "frozen");
+    await page.goto(new URL("/", served.url).href);
+    expect(await text(page, ".banner")).toMatch(/Applies are frozen\.\s+release week/);
+    await checkPage(writer, "overview-frozen");
+    expect((await served.json("/api/freeze")).open).toBe(false);
+    await page.getByRole("link", { name: "Unfreeze…" }).click();
+    await expect.poll(() => text(page, ".confirm")).toContain("Nothing is waiting.");
+    await checkPage(writer, "confirm-unfreeze");
+    await page.getByRole("button", { name: "Unfreeze" }).click();
+    await page.waitForURL((url) => url.searchParams.get("notice") === "unfrozen");
+    expect((await served.json("/api/freeze")).open).toBe(true);
+
     // A link from another site (a pull request's comment) opens the page for a signed-in person,
     // though their SameSite=Strict cookie does not come with the first request.
     const [applied] = (await served.json("/api/runs?kind=apply")).runs;

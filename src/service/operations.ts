@@ -68,7 +68,8 @@ export class Operations {
   }
 
   async cancel(id: string, force: boolean): Promise<CancelResult> {
-    const { records, scope } = { records: this.#records, scope: this.#options.scope };
+    const records = this.#records;
+    const { scope } = this.#options;
     const run = await records.getRun(id);
     const eventId = run ? run.eventId : id;
     const event = eventId ? await records.getEvent(eventId) : undefined;

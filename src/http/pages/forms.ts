@@ -1,6 +1,7 @@
 import type { StackDetail } from "../../service/api.ts";
 import type { RunRecord } from "../../store/records.ts";
 import { type Html, html } from "../html.ts";
+import { SESSION_HOURS } from "../session.ts";
 import { csrfField, shortCommit, type Viewer } from "./layout.ts";
 import { planView } from "./plan-view.ts";
 
@@ -21,11 +22,11 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ""}
 <input id="token" name="token" type="password" autocomplete="off" required spellcheck="false">
 <button class="primary" type="submit">Sign in</button>
 </form>
-<p class="muted small">The token is checked and forgotten: the browser keeps a signed session cookie for ${"12"} hours.</p>
+<p class="muted small">The token is checked and forgotten: the browser keeps a signed session cookie for ${SESSION_HOURS} hours.</p>
 </section>`;
 }
 
-export type StackAction = "apply" | "drift" | "release-lock";
+export type StackAction = "apply" | "drift" | "release-lock" | "resume";
 export type RunAction = "approve" | "cancel";
 
 /** Asks before anything that changes infrastructure, saying exactly what will happen. */
@@ -43,6 +44,12 @@ export function confirmStackPage(stack: StackDetail, action: StackAction, viewer
       text: html`Its policy corrects drift: if the check finds any, the runner applies the correcting plan (never one that destroys, unless the policy allows it).`,
       button: "Check and correct",
       to: `/stacks/${name}/drift`,
+    },
+    resume: {
+      title: `Resume ${stack.name}?`,
+      text: html`Changes merged while it was suspended are waiting: resuming queues the apply of <strong>${stack.name}</strong> at the followed branch's head (a plan that destroys still stops as blocked unless the policy allows it).`,
+      button: "Resume and apply",
+      to: `/stacks/${name}/resume`,
     },
     "release-lock": {
       title: `Release the lock on ${stack.name}?`,
@@ -99,6 +106,16 @@ ${csrfField(viewer)}
 <div class="confirm-buttons"><button class="primary danger" type="submit">${button}</button> <a class="button" href="${back}">Go back</a></div>
 </form>
 </section>`;
+}
+
+/** Unfreezing lets the applies that waited run at once. */
+export function confirmUnfreezePage(waiting: number, viewer: Viewer): Html {
+  const text = html`Applies and drift corrections may start again.${
+    waiting > 0
+      ? html` <strong>${waiting} queued ${waiting === 1 ? "apply starts" : "applies start"}</strong> as soon as a worker is free.`
+      : " Nothing is waiting."
+  }`;
+  return confirmation("Unfreeze applies?", text, "Unfreeze", "/unfreeze", "/queue", viewer);
 }
 
 /** What a page shows when a request fails: the message, never internals. */

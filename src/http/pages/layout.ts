@@ -75,7 +75,7 @@ function freezeBanner(gate: ApplyGateView, viewer: Viewer | undefined): Html {
   <strong>${gate.frozen ? "Applies are frozen." : "Applies wait for a maintenance window."}</strong>
   ${gate.frozen ? html`${gate.frozen.reason} <span class="muted">(since ${when(gate.frozen.since)}${gate.frozen.until ? html`, until ${when(gate.frozen.until)}` : ""})</span>` : html`The next one opens ${when(gate.opensAt)}.`}
   Plans and drift checks go on; queued applies run after.
-  ${gate.frozen && viewer?.access === "write" ? html`<form method="post" action="/unfreeze" class="inline">${csrfField(viewer)}<button type="submit">Unfreeze</button></form>` : ""}
+  ${gate.frozen && viewer?.access === "write" ? html`<a class="button" href="/confirm/unfreeze">Unfreeze…</a>` : ""}
 </div>`;
 }
 

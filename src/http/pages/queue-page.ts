@@ -32,13 +32,7 @@ ${
 }
 
 function row(event: QueueEntry, viewer: Viewer): Html {
-  const what = [
-    event.kind,
-    event.stack ?? (event.pr === undefined ? "" : ""),
-    event.pr === undefined ? "" : `PR #${event.pr}`,
-  ]
-    .filter(Boolean)
-    .join(" ");
+  const what = [event.kind, event.pr === undefined ? "" : `PR #${event.pr}`].filter(Boolean).join(" ");
   const current = event.runs.filter((run) => run.status === "running");
   return html`<tr>
 <td>${badge(event.status)}${event.waitsFor ? html`<div class="muted small">waits for ${event.waitsFor}</div>` : ""}</td>
@@ -67,7 +61,7 @@ ${
 
 function freezeControls(applies: ApplyGateView, viewer: Viewer): Html {
   if (applies.frozen) {
-    return html`<form method="post" action="/unfreeze">${csrfField(viewer)}<button type="submit">Unfreeze applies</button></form>`;
+    return html`<a class="button" href="/confirm/unfreeze">Unfreeze applies…</a>`;
   }
   return html`<form method="post" action="/freeze" class="freeze">${csrfField(viewer)}
 <label>Reason <input name="reason" required maxlength="500"></label>

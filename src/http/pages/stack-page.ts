@@ -87,7 +87,9 @@ function stackActions(stack: StackDetail, viewer: Viewer): Html {
   ${correcting ? html`<a class="button" href="/stacks/${name}/confirm/drift">Drift-check now…</a>` : post("drift", "Drift-check now")}
   ${
     stack.state === "suspended"
-      ? post("resume", "Resume")
+      ? stack.pending
+        ? html`<a class="button" href="/stacks/${name}/confirm/resume">Resume…</a>`
+        : post("resume", "Resume")
       : html`<form method="post" action="/stacks/${name}/suspend" class="suspend">${csrfField(viewer)}<label>Reason <input name="reason" maxlength="500" placeholder="optional"></label><button type="submit">Suspend</button></form>`
   }
   ${stack.lockHolder ? html`<a class="button" href="/stacks/${name}/confirm/release-lock">Release lock…</a>` : ""}
