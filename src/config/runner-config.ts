@@ -3,8 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import type { MaintenanceWindow } from "../domain/apply-gate.ts";
 import { RunnerError } from "../errors.ts";
-import { policyDefaultsSchema } from "../policy/policy.ts";
-import { parseSchedule, type Schedule } from "../policy/policy.ts";
+import { parseSchedule, policyDefaultsSchema, type Schedule } from "../policy/policy.ts";
 
 const DEFAULT_CACHE_BYTES = 4 * 1024 ** 3;
 

@@ -7,8 +7,8 @@ import { answerClientError, installErrorHandling, sendError } from "./errors.ts"
 import { jsonBodyParser } from "./json-body.ts";
 import { serializeRequest } from "./logging.ts";
 import { registerOpenApi } from "./openapi.ts";
-import { auditRoutes } from "./routes/audit.ts";
 import { dashboardRoutes } from "./pages/dashboard.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { rollbackRoutes } from "./routes/rollback.ts";
