@@ -168,6 +168,12 @@ describe("the dashboard", () => {
     await page.waitForURL((url) => url.searchParams.get("notice") === "approved");
     expect(await text(page, "[role=status]")).toContain("Approved");
     await vi.waitFor(async () => expect(await stateOf(served, "web")).toBe("in-sync"), WAIT);
+    // The audit trail names the token the session was opened with.
+    const { entries } = await served.json("/api/audit?stack=web");
+    expect(entries[0]).toMatchObject({
+      result: "applied",
+      origin: { tokenName: "GITOPS_RUNNER_API_TOKEN#1" },
+    });
     expect(await served.stop()).toBe(0);
   });
 

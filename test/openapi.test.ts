@@ -80,6 +80,7 @@ describe("the described API", () => {
     expect(document.openapi).toBe("3.1.0");
     expect(Object.keys(document.paths).sort()).toEqual([
       "/api/apply",
+      "/api/audit",
       "/api/drift",
       "/api/freeze",
       "/api/plan",
@@ -96,6 +97,7 @@ describe("the described API", () => {
       "/api/stacks/{name}/lock",
       "/api/stacks/{name}/plan",
       "/api/stacks/{name}/resume",
+      "/api/stacks/{name}/rollback",
       "/api/stacks/{name}/suspend",
       "/healthz",
       "/metrics",

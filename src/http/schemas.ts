@@ -53,6 +53,33 @@ const RunStep = z
   })
   .meta({ id: "RunStep" });
 
+/** Who and what asked for a run: the webhook delivery, the API token's name, the CLI's user, the pull request. */
+export const RunOrigin = z
+  .strictObject({
+    deliveryId: z.string().optional(),
+    tokenName: z.string().optional(),
+    user: z.string().optional(),
+    pullRequest: z
+      .strictObject({
+        number: z.int(),
+        url: z.string().optional(),
+        author: z.string().optional(),
+        mergedBy: z.string().optional(),
+        approvers: z.array(z.string()).readonly().optional(),
+      })
+      .optional(),
+  })
+  .meta({ id: "RunOrigin" });
+
+const Violation = z
+  .strictObject({
+    check: z.string(),
+    address: z.string().optional(),
+    message: z.string(),
+    approvable: z.boolean().optional(),
+  })
+  .meta({ id: "Violation", description: "What a policy check found in a plan" });
+
 export const RUN_KINDS = ["synth", "plan", "apply", "drift"] as const satisfies readonly RunKind[];
 export const RUN_STATUSES = [
   "queued",
@@ -74,6 +101,7 @@ const runFields = {
   commit: z.string(),
   trigger: z.string(),
   pr: z.int().optional(),
+  origin: RunOrigin.optional(),
   status: z.enum(RUN_STATUSES),
   result: z.string().optional().describe("The stack's result: changes, applied, drifted, blocked..."),
   startedAt: timestamp,
@@ -84,6 +112,7 @@ const runFields = {
   engineVersion: z.string().optional(),
   providers: z.record(z.string(), z.string()).optional(),
   error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+  violations: z.array(Violation).optional(),
   steps: z.array(RunStep).optional(),
   cancel: z
     .strictObject({ requestedAt: timestamp, force: z.boolean(), step: z.string().optional() })

@@ -86,14 +86,16 @@ export function actionRoutes(app: FastifyInstance, service: ServiceApi, context:
     "/stacks/:name/:action",
     { ...guarded, schema: { hide: true, params: stackActionSchema, body: suspendFormSchema } },
     async (request, reply) => {
-      if (!writer(request, reply)) return reply;
+      const viewer = writer(request, reply);
+      if (!viewer) return reply;
+      const named = viewer.tokenName ? { tokenName: viewer.tokenName } : {};
       const { name, action } = request.params;
       const back = (key: string) => reply.redirect(`/stacks/${encodeURIComponent(name)}?notice=${key}`, 303);
       switch (action) {
         case "plan":
         case "apply":
         case "drift":
-          await service.trigger({ kind: action, stack: name });
+          await service.trigger({ kind: action, stack: name, ...named });
           return back("queued");
         case "suspend":
           await service.suspend(name, request.body.reason?.trim() || undefined);
@@ -111,10 +113,11 @@ export function actionRoutes(app: FastifyInstance, service: ServiceApi, context:
     "/runs/:id/:action",
     { ...guarded, schema: { hide: true, params: runActionSchema, body: cancelFormSchema } },
     async (request, reply) => {
-      if (!writer(request, reply)) return reply;
+      const viewer = writer(request, reply);
+      if (!viewer) return reply;
       const { id, action } = request.params;
       if (action === "approve") {
-        await service.approve(id);
+        await service.approve(id, viewer.tokenName);
         return reply.redirect(`/runs/${encodeURIComponent(id)}?notice=approved`, 303);
       }
       const result = await service.cancel(id, { force: request.body.force === "true" });

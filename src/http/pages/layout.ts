@@ -9,6 +9,8 @@ import { type Html, html } from "../html.ts";
  */
 export interface Viewer {
   readonly access: Access;
+  /** The name of the session's token, which the audit trail records with what it triggers. */
+  readonly tokenName?: string;
   /** A CSRF token for the forms of this page. */
   readonly csrf: () => string;
 }

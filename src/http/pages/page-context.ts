@@ -36,7 +36,12 @@ export class PageContext {
 
   /** The session's access, or a bearer token's (for clients that send one). */
   accessOf(request: FastifyRequest): Access | undefined {
-    return this.#sessions.accessOf(request) ?? bearerGrant(this.#grantOf, request)?.access;
+    return this.#grant(request)?.access;
+  }
+
+  /** The session's grant (or a bearer token's), with the token's name the audit trail records. */
+  #grant(request: FastifyRequest): Grant | undefined {
+    return this.#sessions.grantOf(request) ?? bearerGrant(this.#grantOf, request);
   }
 
   /**
@@ -44,7 +49,8 @@ export class PageContext {
    * the sign-in page (a redirect there, remembering where they were going).
    */
   viewer(request: FastifyRequest, reply: FastifyReply, need: Access): Viewer | undefined {
-    const access = this.accessOf(request);
+    const grant = this.#grant(request);
+    const access = grant?.access;
     if (
       access === undefined &&
       request.method === "GET" &&
@@ -71,6 +77,7 @@ export class PageContext {
     let token: string | undefined;
     return {
       access,
+      ...(grant ? { tokenName: grant.name } : {}),
       csrf: () => {
         token ??= reply.generateCsrf();
         return token;

@@ -30,7 +30,7 @@ ${run.cancel ? html`<p class="notice">A cancel was asked ${when(run.cancel.reque
   <dt>Summary</dt><dd>${summary ? html`<span class="plan-counts"><span class="add">+${summary.add} to add</span> <span class="change">~${summary.change} to change</span> <span class="destroy">−${summary.destroy} to destroy</span>${summary.replace > 0 ? html` <span class="replace">(${summary.replace} replaced)</span>` : ""}${summary.import > 0 ? html` <span>${summary.import} to import</span>` : ""}</span>` : html`<span class="muted">—</span>`}</dd>
   <dt>Commit</dt><dd>${shortCommit(run.commit)}</dd>
   <dt>Pull request</dt><dd>${pr === undefined ? html`<span class="muted">—</span>` : links.pullRequest ? html`<a href="${links.pullRequest(pr)}">#${pr}</a>` : html`#${pr}`}</dd>
-  <dt>Trigger</dt><dd>${run.trigger}</dd>
+  <dt>Trigger</dt><dd>${run.trigger}${origin(run)}</dd>
   <dt>Started</dt><dd>${when(run.startedAt)}</dd>
   <dt>Ended</dt><dd>${run.endedAt ? html`${when(run.endedAt)} <span class="muted">after ${duration(run.startedAt, run.endedAt)}</span>` : html`<span class="muted">not yet</span>`}</dd>
   <dt>Engine</dt><dd>${engine || html`<span class="muted">—</span>`}</dd>
@@ -48,7 +48,14 @@ ${
 }
 </section>
 </div>
-${planSection(run)}
+${
+  run.violations && run.violations.length > 0
+    ? html`<section aria-labelledby="violations"><h2 id="violations">Policy checks</h2><ul class="plain">${run.violations.map(
+        (violation) =>
+          html`<li><strong>${violation.check}</strong>${violation.address ? html` <code>${violation.address}</code>` : ""}: ${violation.message}${violation.approvable ? html` <span class="muted">(an approval lets it through)</span>` : ""}</li>`,
+      )}</ul></section>`
+    : ""
+}${planSection(run)}
 <section aria-labelledby="log-heading" class="log-section"><h2 id="log-heading">Log</h2>
 <p class="muted">${running ? html`Live: new lines appear as the run writes them. <a href="#log-end">Jump to the end</a>` : html`<a href="#log-end">Jump to the end</a>`}</p>
 <pre id="log" class="log" tabindex="0" aria-label="Run log"${running ? html` data-follow="/runs/${encodeURIComponent(run.id)}/log" data-offset="${Array.from(run.log ?? "").length}"` : ""}>${run.log ?? ""}</pre>
@@ -109,4 +116,18 @@ function runActions(run: RunRecord): Html {
     parts.push(html`<a class="button" href="/runs/${id}/confirm/cancel">Cancel…</a>`);
   if (parts.length === 0) return html``;
   return html`<section class="actions" aria-label="Actions">${parts}</section>`;
+}
+
+/** Who asked, as far as the runner knows: the token's name, the command line's user, the pull request's people. */
+function origin(run: RunRecord): Html {
+  const who = run.origin;
+  if (!who) return html``;
+  const pr = who.pullRequest;
+  const parts = [
+    who.tokenName ? `token ${who.tokenName}` : "",
+    who.user ? `user ${who.user}` : "",
+    pr?.author ? `PR by ${pr.author}` : "",
+    pr?.mergedBy ? `merged by ${pr.mergedBy}` : "",
+  ].filter(Boolean);
+  return parts.length === 0 ? html`` : html` <span class="muted">(${parts.join(", ")})</span>`;
 }

@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { ServiceApi } from "../../service/api.ts";
 import { auditBound } from "../../service/audit-time.ts";
 import type { AccessCheck } from "../auth.ts";
+import { errors, READ_ERRORS, RunOrigin } from "../schemas.ts";
 import { nameSchema, type ZodTypeProvider } from "../validation.ts";
 
 const auditQuerySchema = z.strictObject({
@@ -10,14 +11,6 @@ const auditQuerySchema = z.strictObject({
   since: z.string().max(40).exactOptional(),
   until: z.string().max(40).exactOptional(),
   limit: z.coerce.number().int().min(1).max(1000).exactOptional(),
-});
-
-const pullRequestSchema = z.strictObject({
-  number: z.number().int(),
-  url: z.string().optional(),
-  author: z.string().optional(),
-  mergedBy: z.string().optional(),
-  approvers: z.array(z.string()).readonly().optional(),
 });
 
 /** One applied change: who, what, when, which commit and pull request, which resources. */
@@ -31,12 +24,7 @@ export const auditEntrySchema = z.strictObject({
   result: z.enum(["applied", "no-changes", "corrected", "failed"]),
   at: z.string(),
   trigger: z.string(),
-  origin: z.strictObject({
-    deliveryId: z.string().optional(),
-    tokenName: z.string().optional(),
-    user: z.string().optional(),
-    pullRequest: pullRequestSchema.optional(),
-  }),
+  origin: RunOrigin,
   commitAuthor: z.string().optional(),
   summary: z.strictObject({
     add: z.number(),
@@ -66,8 +54,13 @@ export function auditRoutes(
     {
       onRequest: access("read"),
       schema: {
+        tags: ["audit"],
+        summary: "The audit trail: applied changes, newest first",
         querystring: auditQuerySchema,
-        response: { 200: z.strictObject({ entries: z.array(auditEntrySchema) }) },
+        response: {
+          200: z.strictObject({ entries: z.array(auditEntrySchema) }),
+          ...errors(...READ_ERRORS),
+        },
       },
     },
     async (request) => {

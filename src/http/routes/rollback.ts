@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { ServiceApi } from "../../service/api.ts";
 import type { AccessCheck } from "../auth.ts";
+import { errors, NAMED, WRITE_ERRORS } from "../schemas.ts";
 import { stackParamsSchema, type ZodTypeProvider } from "../validation.ts";
 
 const rollbackBodySchema = z.strictObject({
@@ -36,9 +37,11 @@ export function rollbackRoutes(
     {
       onRequest: access("write"),
       schema: {
+        tags: ["stacks"],
+        summary: "Roll a stack back by revert: a branch and a pull request restoring what it was applied at",
         params: stackParamsSchema,
         body: rollbackBodySchema,
-        response: { 201: rollbackResultSchema },
+        response: { 201: rollbackResultSchema, ...errors(...WRITE_ERRORS, ...NAMED, 409) },
       },
     },
     async (request, reply) => {
