@@ -193,15 +193,22 @@ async function storedSecret(
 
 /** A pull request's page on the configured forge. */
 function pullRequestUrl(forge: NonNullable<RunnerConfig["forge"]>): (number: number) => string {
-  if (forge.type === "gitlab") {
-    const base = (forge.baseUrl ?? "https://gitlab.com").replace(/\/+$/, "");
-    return (number) => `${base}/${forge.project}/-/merge_requests/${number}`;
+  const trimmed = (url: string) => url.replace(/\/+$/, "");
+  switch (forge.type) {
+    case "gitlab": {
+      const base = trimmed(forge.baseUrl ?? "https://gitlab.com");
+      return (number) => `${base}/${forge.project}/-/merge_requests/${number}`;
+    }
+    case "gitea":
+      return (number) => `${trimmed(forge.baseUrl)}/${forge.owner}/${forge.repo}/pulls/${number}`;
+    case "bitbucket":
+      return (number) => `https://bitbucket.org/${forge.workspace}/${forge.repo}/pull-requests/${number}`;
+    case "github": {
+      // GitHub Enterprise's API lives under /api/v3 of its web address.
+      const web = forge.baseUrl ? trimmed(forge.baseUrl).replace(/\/api\/v3$/, "") : "https://github.com";
+      return (number) => `${web}/${forge.owner}/${forge.repo}/pull/${number}`;
+    }
   }
-  // GitHub Enterprise's API lives under /api/v3 of its web address.
-  const web = forge.baseUrl
-    ? forge.baseUrl.replace(/\/+$/, "").replace(/\/api\/v3$/, "")
-    : "https://github.com";
-  return (number) => `${web}/${forge.owner}/${forge.repo}/pull/${number}`;
 }
 
 function notificationTarget(target: ServeSecrets["notifications"][number]): NotificationTarget {

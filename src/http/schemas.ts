@@ -1,5 +1,6 @@
 import { z } from "zod";
-import type { RunKind, RunStatus } from "../store/records.ts";
+import type { StackDetail as ServiceStackDetail, StackView as ServiceStackView } from "../service/api.ts";
+import type { RunKind, RunRecord, RunStatus, RunSummary as ServiceRunSummary } from "../store/records.ts";
 import { STATUS_OF } from "./errors.ts";
 
 /**
@@ -80,6 +81,34 @@ const Violation = z
   })
   .meta({ id: "Violation", description: "What a policy check found in a plan" });
 
+const actionList = z.array(z.string()).readonly();
+
+/** An apply of a merged pull request: its plan against the plan reviewed on the pull request. */
+const RunReview = z
+  .strictObject({
+    pr: z.int(),
+    comparison: z.discriminatedUnion("kind", [
+      z.strictObject({ kind: z.literal("same") }),
+      z.strictObject({
+        kind: z.literal("differs"),
+        notReviewed: z.boolean(),
+        differences: z.array(
+          z.discriminatedUnion("kind", [
+            z.strictObject({ kind: z.literal("added"), address: z.string(), actions: actionList }),
+            z.strictObject({ kind: z.literal("removed"), address: z.string(), actions: actionList }),
+            z.strictObject({
+              kind: z.literal("changed"),
+              address: z.string(),
+              reviewed: actionList,
+              planned: actionList,
+            }),
+          ]),
+        ),
+      }),
+    ]),
+  })
+  .meta({ id: "RunReview" });
+
 export const RUN_KINDS = ["synth", "plan", "apply", "drift"] as const satisfies readonly RunKind[];
 export const RUN_STATUSES = [
   "queued",
@@ -113,6 +142,7 @@ const runFields = {
   providers: z.record(z.string(), z.string()).optional(),
   error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
   violations: z.array(Violation).optional(),
+  review: RunReview.optional(),
   steps: z.array(RunStep).optional(),
   cancel: z
     .strictObject({ requestedAt: timestamp, force: z.boolean(), step: z.string().optional() })
@@ -246,3 +276,17 @@ export const READ_ERRORS = [400, 401] as const;
 export const WRITE_ERRORS = [400, 401, 403, 413, 415] as const;
 /** Routes with a name in their path also refuse an unknown or over-long one. */
 export const NAMED = [404, 414] as const;
+
+/**
+ * Compile-time guards: every field the service answers with is in the
+ * schema, so a new field fails the type check here instead of every request
+ * at run time (strict schemas refuse what they do not name).
+ */
+type Unnamed<Record, Schema extends z.ZodType> = Exclude<keyof Record, keyof z.output<Schema>>;
+type Covered<Missing> = [Missing] extends [never] ? true : { readonly missing: Missing };
+export const SCHEMAS_NAME_EVERY_FIELD: [
+  Covered<Unnamed<RunRecord, typeof Run>>,
+  Covered<Unnamed<ServiceRunSummary, typeof RunSummary>>,
+  Covered<Unnamed<ServiceStackView, typeof StackView>>,
+  Covered<Unnamed<ServiceStackDetail, typeof StackDetail>>,
+] = [true, true, true, true];
