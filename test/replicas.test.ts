@@ -204,6 +204,13 @@ describe("two replicas on PostgreSQL", () => {
       { TEST_FORGE_TOKEN: token, TEST_FORGE_SECRET: secret },
     );
     await appliedEverywhere(setup, await setup.repo.head(), ["web"]);
+    // The apply's event ends after the stack's record says applied: once it ends, it no longer
+    // re-plans the open pull requests, which would count as a second plan of the one below.
+    await vi.waitFor(
+      async () =>
+        expect(await setup.query("SELECT id FROM events WHERE status IN ('queued', 'running')")).toEqual([]),
+      { timeout: 60_000, interval: 250 },
+    );
     await setup.repo.checkout("bigger", true);
     await setup.repo.setApp({ web: { service: { input: { size: 2 } } } });
     const head = await setup.repo.commit("Bigger");
