@@ -86,7 +86,8 @@ const found = {
 const app = new App();
 const stack = new TerraformStack(app, "snoop");
 new DataResource(stack, "marker", { input: { purpose: "synthesized" } });
-new TerraformOutput(stack, "found", { value: JSON.stringify(found) });
+// Base64, so that nothing another process holds (a "\${" in a command line) reads as a template.
+new TerraformOutput(stack, "found", { value: Buffer.from(JSON.stringify(found)).toString("base64") });
 app.synth();
 `;
 }
@@ -122,7 +123,7 @@ async function appliedFinding(data: string): Promise<{ raw: string; found: Found
     files.push(file);
   expect(files).toHaveLength(1);
   const synthesized = JSON.parse(await readFile(files[0] as string, "utf8"));
-  const raw = synthesized.output.found.value as string;
+  const raw = Buffer.from(synthesized.output.found.value as string, "base64").toString();
   return { raw, found: JSON.parse(raw) as Found };
 }
 
@@ -215,7 +216,7 @@ describe("the sandbox of synthesis and dependency installs", () => {
       },
     );
 
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     expect(result.json.stacks).toEqual([expect.objectContaining({ name: "snoop", status: "applied" })]);
     const logged = result.stderr
       .split("\n")
