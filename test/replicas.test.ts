@@ -43,7 +43,8 @@ async function twoReplicas(
       repository: { url: repo.dir },
       store: { type: "postgres", urlEnv: "DATABASE_URL" },
       pollIntervalSeconds: 1,
-      leaseSeconds: 4,
+      // Short enough for a quick take-over after kill -9, long enough for a loaded machine.
+      leaseSeconds: 10,
       drift: { tickSeconds: 1, jitterPercent: 0 },
       ...extra,
     });
@@ -117,9 +118,10 @@ describe("two replicas on PostgreSQL", () => {
   it("after kill -9 of the replica that applies, the other finishes the work: interrupted, re-checked, state intact", async () => {
     const data = await dataDir();
     const marker = path.join(data, "creates.log");
-    const setup = await twoReplicas({
-      queue: { jobs: { input: { size: 1 }, slowCreate: 6, createMarker: marker } },
-    });
+    const setup = await twoReplicas(
+      { queue: { jobs: { input: { size: 1 }, slowCreate: 6, createMarker: marker } } },
+      { leaseSeconds: 4 },
+    );
     await vi.waitFor(() => access(marker), { timeout: 90_000, interval: 100 });
     const [applying] = await setup.query<{ claimed_by: string }>(
       "SELECT claimed_by FROM events WHERE kind = 'apply' AND status = 'running'",

@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { DatabaseSync } from "node:sqlite";
-import { onTestFinished } from "vitest";
+import { onTestFailed, onTestFinished } from "vitest";
 import { inheritedEnv, repoRoot } from "./toolchain.ts";
 
 /** Reads the runner's embedded database in a data directory (read-only), as a test's own look at what it recorded. */
@@ -56,6 +56,17 @@ export async function startServe(configFile: string, env: Record<string, string>
   );
   const logs: Record<string, unknown>[] = [];
   const exited = once(child, "exit");
+  // What a failed test's runner said: its warnings and errors, then its last lines.
+  onTestFailed(() => {
+    const notable = logs.filter((entry) => Number(entry.level ?? 50) >= 40);
+    console.error(
+      `serve (pid ${child.pid}) warnings and errors:\n${notable.map((entry) => JSON.stringify(entry)).join("\n")}\n` +
+        `serve (pid ${child.pid}) last lines:\n${logs
+          .slice(-30)
+          .map((entry) => JSON.stringify(entry))
+          .join("\n")}`,
+    );
+  });
   onTestFinished(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGKILL");
