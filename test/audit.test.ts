@@ -1,9 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { createHmac } from "node:crypto";
 import { userInfo } from "node:os";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { runCli } from "./support/cli.ts";
 import { startFakeGitHub } from "./support/fake-github.ts";
+import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -62,25 +62,11 @@ describe("the audit trail", () => {
     await repo.git("merge", "--no-ff", "--quiet", "-m", "Merge pull request #7", "widen");
     const merge = await repo.head();
     forge.setPullRequestState(7, "merged", { mergeCommitSha: merge, mergedBy: "bo" });
-    const body = JSON.stringify({
-      action: "closed",
-      number: 7,
-      pull_request: {
-        head: { sha: head, repo: { full_name: "acme/infra" } },
-        base: { repo: { full_name: "acme/infra" } },
-        merged: true,
-        merge_commit_sha: merge,
-      },
-    });
-    const delivered = await fetch(new URL("/webhooks/github", served.url), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-github-event": "pull_request",
-        "x-github-delivery": "delivery-merge-7",
-        "x-hub-signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`,
-      },
-      body,
+    const payload = githubPullRequest("closed", 7, head, { merged: true, merge_commit_sha: merge });
+    const delivered = await deliverGitHub(served.url, SECRET, {
+      event: "pull_request",
+      id: "delivery-merge-7",
+      payload,
     });
     expect(delivered.status).toBe(202);
 

@@ -1,10 +1,10 @@
-import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import { chmod, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import path from "node:path";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
+import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 import { primaryEngine } from "./support/toolchain.ts";
@@ -84,26 +84,8 @@ describe("a run that errors (the runner's own fault)", () => {
     await repo.setApp({ web: { service: { input: { size: 2 } } } });
     const head = await repo.commit("Bigger");
     forge.addPullRequest({ number: 5, headSha: head, headRef: "bigger" });
-    const body = JSON.stringify({
-      action: "opened",
-      number: 5,
-      pull_request: {
-        head: { sha: head, repo: { full_name: "acme/infra" } },
-        base: { repo: { full_name: "acme/infra" } },
-        merged: false,
-        merge_commit_sha: null,
-      },
-    });
-    await fetch(new URL("/webhooks/github", served.url), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-github-event": "pull_request",
-        "x-github-delivery": "pr-5",
-        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
-      },
-      body,
-    });
+    const payload = githubPullRequest("opened", 5, head);
+    await deliverGitHub(served.url, secret, { event: "pull_request", id: "pr-5", payload });
     await vi.waitFor(
       () =>
         expect(forge.statuses(head).map((status) => `${status.context} ${status.state}`)).toContain(

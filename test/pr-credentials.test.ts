@@ -1,6 +1,6 @@
-import { createHmac } from "node:crypto";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
+import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -75,26 +75,8 @@ describe("credentials of plans", () => {
     await repo.write("main.ts", appReading(2));
     const head = await repo.commit("Bigger");
     forge.addPullRequest({ number: 2, headSha: head, headRef: "bigger" });
-    const body = JSON.stringify({
-      action: "opened",
-      number: 2,
-      pull_request: {
-        head: { sha: head, repo: { full_name: "acme/infra" } },
-        base: { repo: { full_name: "acme/infra" } },
-        merged: false,
-        merge_commit_sha: null,
-      },
-    });
-    await fetch(new URL("/webhooks/github", served.url), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-github-event": "pull_request",
-        "x-github-delivery": "pr-2",
-        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
-      },
-      body,
-    });
+    const payload = githubPullRequest("opened", 2, head);
+    await deliverGitHub(served.url, secret, { event: "pull_request", id: "pr-2", payload });
     const plan = await vi.waitFor(
       async () => {
         const { runs } = await served.json<{ runs: Run[] }>("/api/runs?kind=plan&status=succeeded");

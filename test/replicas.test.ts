@@ -1,9 +1,9 @@
-import { createHmac } from "node:crypto";
 import { access, readFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
+import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
 import { usePostgres } from "./support/postgres.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { type Served, startServe, writeServeConfig } from "./support/serve.ts";
@@ -218,27 +218,11 @@ describe("two replicas on PostgreSQL", () => {
     const head = await setup.repo.commit("Bigger");
     forge.addPullRequest({ number: 3, headSha: head, headRef: "bigger" });
 
-    const body = JSON.stringify({
-      action: "opened",
-      number: 3,
-      pull_request: {
-        head: { sha: head, repo: { full_name: "acme/infra" } },
-        base: { repo: { full_name: "acme/infra" } },
-        merged: false,
-        merge_commit_sha: null,
-      },
-    });
+    const payload = githubPullRequest("opened", 3, head);
     const deliver = (replica: Served) =>
-      fetch(new URL("/webhooks/github", replica.url), {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-github-event": "pull_request",
-          "x-github-delivery": "delivery-3",
-          "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
-        },
-        body,
-      }).then((response) => response.status);
+      deliverGitHub(replica.url, secret, { event: "pull_request", id: "delivery-3", payload }).then(
+        (response) => response.status,
+      );
     const [first, second] = setup.replicas as [Served, Served];
     expect(await Promise.all([deliver(first), deliver(second), deliver(first)])).toEqual([202, 202, 202]);
 

@@ -1,9 +1,9 @@
-import { createHmac } from "node:crypto";
 import { access, rename } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
+import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -115,26 +115,8 @@ describe("serve works on several things at once", () => {
     await repo.setApp(spec(true, 3, marker));
     const head = await repo.commit("Scale web");
     forge.addPullRequest({ number: 9, headSha: head, headRef: "scale" });
-    const body = JSON.stringify({
-      action: "opened",
-      number: 9,
-      pull_request: {
-        head: { sha: head, repo: { full_name: "acme/infra" } },
-        base: { repo: { full_name: "acme/infra" } },
-        merged: false,
-        merge_commit_sha: null,
-      },
-    });
-    const response = await fetch(new URL("/webhooks/github", served.url), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-github-event": "pull_request",
-        "x-github-delivery": "pr-9",
-        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
-      },
-      body,
-    });
+    const payload = githubPullRequest("opened", 9, head);
+    const response = await deliverGitHub(served.url, secret, { event: "pull_request", id: "pr-9", payload });
     expect(response.status).toBe(202);
     await vi.waitFor(
       () =>

@@ -1,12 +1,14 @@
-import { createHmac } from "node:crypto";
 import { glob, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { expect, onTestFinished, vi } from "vitest";
 import type { FakeForge } from "./fake-forge.ts";
 import { startFakeGitHub } from "./fake-github.ts";
+import { deliverGitHub } from "./github-deliveries.ts";
 import { type AppSpec, appSource, dataDir, TestRepo } from "./repo.ts";
 import { type Served, startServe, writeServeConfig } from "./serve.ts";
+
+export { githubComment, githubPullRequest } from "./github-deliveries.ts";
 
 /** What the pull-request tests share: the real `serve` against a fake forge, and ways to wait on its work. */
 
@@ -198,25 +200,8 @@ export async function githubSetup(options: GitHubSetupOptions = {}): Promise<Git
     forge: { type: "github", owner: "acme", repo: "infra", baseUrl: forge.url, ...options.forge },
     applied: options.applied ?? Object.keys(spec).length,
   });
-  const send = async (
-    event: string,
-    payload: Record<string, unknown>,
-    delivery: string,
-    signature?: string,
-  ) => {
-    const body = JSON.stringify(payload);
-    return fetch(new URL("/webhooks/github", served.url), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-github-event": event,
-        "x-github-delivery": delivery,
-        "x-hub-signature-256":
-          signature ?? `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`,
-      },
-      body,
-    });
-  };
+  const send = (event: string, payload: Record<string, unknown>, delivery: string, signature?: string) =>
+    deliverGitHub(served.url, SECRET, { event, id: delivery, payload, ...(signature ? { signature } : {}) });
   return {
     repo,
     data,
@@ -228,33 +213,5 @@ export async function githubSetup(options: GitHubSetupOptions = {}): Promise<Git
       const response = await send(event, payload, delivery);
       return { status: response.status, body: await response.json() };
     },
-  };
-}
-
-export function githubPullRequest(
-  action: string,
-  number: number,
-  head: string,
-  extra: Record<string, unknown> = {},
-) {
-  return {
-    action,
-    number,
-    pull_request: {
-      head: { sha: head, repo: { full_name: "acme/infra" } },
-      base: { repo: { full_name: "acme/infra" } },
-      merged: false,
-      merge_commit_sha: null,
-      ...extra,
-    },
-  };
-}
-
-/** An issue_comment delivery: a comment on pull request `number`. */
-export function githubComment(number: number, comment: { id: number; body: string; login: string }) {
-  return {
-    action: "created",
-    issue: { number, pull_request: { url: `https://api.github.com/repos/acme/infra/pulls/${number}` } },
-    comment: { id: comment.id, body: comment.body, user: { login: comment.login, id: 4242 } },
   };
 }
