@@ -1,6 +1,6 @@
-import { createHmac } from "node:crypto";
 import type {} from "@fastify/cookie";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { signSha256 } from "../crypto/hmac.ts";
 import type { Access, Grant, Tokens } from "./auth.ts";
 
 /**
@@ -31,8 +31,7 @@ export function sessions(options: {
   readonly now?: () => number;
 }): Sessions {
   const now = options.now ?? Date.now;
-  const fingerprint = (token: string) =>
-    createHmac("sha256", options.secret).update(`session:${token}`).digest("base64url").slice(0, 32);
+  const fingerprint = (token: string) => signSha256(options.secret, `session:${token}`).slice(0, 32);
   const grants = new Map<string, Grant>([
     ...options.tokens.read
       .filter((token) => token.value)
