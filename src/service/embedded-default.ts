@@ -1,11 +1,8 @@
-import { execFile } from "node:child_process";
 import { cp, mkdir } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
+import { simpleGit } from "simple-git";
 import { exists } from "../fs.ts";
 import { INSTALL_ROOT } from "../install-root.ts";
-
-const run = promisify(execFile);
 
 /** The app the embedded default runs: the demo stacks shipped with the runner. */
 export const EMBEDDED_APP_DIR = "stacks/demo";
@@ -24,10 +21,10 @@ export async function embeddedRepository(dataDir: string): Promise<string> {
     recursive: true,
     filter: (source) => path.basename(source) !== "node_modules",
   });
-  const git = (...args: string[]) => run("git", args, { cwd: seeded });
-  await git("init", "--quiet", "--initial-branch=main");
-  await git("add", "--all");
-  await git(
+  const git = simpleGit(seeded);
+  await git.init(["--quiet", "--initial-branch=main"]);
+  await git.add("--all");
+  await git.raw(
     "-c",
     "user.name=gitops-runner",
     "-c",
