@@ -1,7 +1,9 @@
 import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { parseRunnerConfig, resolveSecrets } from "../src/config/runner-config.ts";
-import { createNotifier, emailTarget, type Notification } from "../src/notify/notifier.ts";
+import { emailTarget } from "../src/notify/email.ts";
+import type { Notification } from "../src/notify/notification.ts";
+import { createNotifier } from "../src/notify/notifier.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 import { startSmtpServer } from "./support/smtp.ts";

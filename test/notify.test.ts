@@ -4,8 +4,10 @@ import type { AddressInfo } from "node:net";
 import pino, { type Logger } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRunnerError } from "../src/errors.ts";
-import type { Notification, NotificationTarget } from "../src/notify/notifier.ts";
-import { createNotifier, slackTarget, webhookTarget } from "../src/notify/notifier.ts";
+import type { Notification } from "../src/notify/notification.ts";
+import { createNotifier, type NotificationTarget } from "../src/notify/notifier.ts";
+import { slackTarget } from "../src/notify/slack.ts";
+import { webhookTarget } from "../src/notify/webhook.ts";
 
 const SECRET = "s3cr3t-shared-with-the-receiver";
 const SLACK_PATH = "/services/T0001/B0001/XXXXXXXXXXXXXXXXXXXXXXXX";

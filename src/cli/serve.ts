@@ -18,13 +18,10 @@ import {
   secretValues,
 } from "../config/runner-config.ts";
 import { buildHttpApp } from "../http/app.ts";
-import {
-  createNotifier,
-  emailTarget,
-  type NotificationTarget,
-  slackTarget,
-  webhookTarget,
-} from "../notify/notifier.ts";
+import { emailTarget } from "../notify/email.ts";
+import { createNotifier, type NotificationTarget } from "../notify/notifier.ts";
+import { slackTarget } from "../notify/slack.ts";
+import { webhookTarget } from "../notify/webhook.ts";
 import { commentMarkers } from "../service/comments/markers.ts";
 import { EMBEDDED_APP_DIR, embeddedRepository } from "../service/embedded-default.ts";
 import { PullRequestFlow } from "../service/pull-requests.ts";

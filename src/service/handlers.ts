@@ -7,7 +7,8 @@ import { driftCommand } from "../engine/drift.ts";
 import { planCommand } from "../engine/plan.ts";
 import type { CommandReport, StackReport } from "../engine/report.ts";
 import { isRunnerError, RunnerError } from "../errors.ts";
-import type { Notification, NotificationKind, Notifier } from "../notify/notifier.ts";
+import type { Notification, NotificationKind } from "../notify/notification.ts";
+import type { Notifier } from "../notify/notifier.ts";
 import type {
   AppKey,
   EventRecord,
