@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createTransport } from "nodemailer";
+import type { Transporter } from "nodemailer";
 import { RunnerError } from "../errors.ts";
 import { KIND_WORDS, type Notification, type NotifiedResource } from "./notification.ts";
 import { DEFAULT_ATTEMPT_TIMEOUT_MS, DeliveryError, type NotificationTarget } from "./notifier.ts";
@@ -94,7 +94,9 @@ export function emailTarget(options: EmailTargetOptions): NotificationTarget {
     throw new RunnerError("CONFIG_INVALID", `notification target ${options.name}: to must name an address`);
   }
   const timeout = options.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
-  const transport = createTransport({
+  // nodemailer loads on the first mail: a runner without an email target never pays for it.
+  let transport: Promise<Transporter> | undefined;
+  const settings = {
     host: options.host,
     port: options.port,
     secure: options.security === "tls",
@@ -104,7 +106,9 @@ export function emailTarget(options: EmailTargetOptions): NotificationTarget {
     greetingTimeout: timeout,
     socketTimeout: timeout,
     ...(options.ca ? { tls: { ca: options.ca } } : {}),
-  });
+  };
+  const transporter = () =>
+    (transport ??= import("nodemailer").then((nodemailer) => nodemailer.createTransport(settings)));
   // One Message-ID per notification, kept across retries, so that a mail client shows repeats as one.
   const messageIds = new WeakMap<Notification, string>();
   return {
@@ -113,15 +117,17 @@ export function emailTarget(options: EmailTargetOptions): NotificationTarget {
       const messageId = messageIds.get(notification) ?? `<${randomUUID()}@gitops-runner>`;
       messageIds.set(notification, messageId);
       const message = emailMessage(notification);
-      const sent = transport.sendMail({
-        from: options.from,
-        to: [...options.to],
-        subject: message.subject,
-        text: message.text,
-        html: message.html,
-        messageId,
-        headers: { "X-Gitops-Runner-Event": notification.kind },
-      });
+      const sent = transporter().then((mailer) =>
+        mailer.sendMail({
+          from: options.from,
+          to: [...options.to],
+          subject: message.subject,
+          text: message.text,
+          html: message.html,
+          messageId,
+          headers: { "X-Gitops-Runner-Event": notification.kind },
+        }),
+      );
       const cancelled = new Promise<never>((_, reject) => {
         const abort = () =>
           reject(new DeliveryError(`${options.name}: cancelled`, { retryable: false, reason: "cancelled" }));
