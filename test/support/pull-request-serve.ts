@@ -201,7 +201,12 @@ export async function githubSetup(options: GitHubSetupOptions = {}): Promise<Git
     applied: options.applied ?? Object.keys(spec).length,
   });
   const send = (event: string, payload: Record<string, unknown>, delivery: string, signature?: string) =>
-    deliverGitHub(served.url, SECRET, { event, id: delivery, payload, ...(signature ? { signature } : {}) });
+    deliverGitHub(served.url, SECRET, {
+      event,
+      id: delivery,
+      payload,
+      ...(signature !== undefined ? { signature } : {}),
+    });
   return {
     repo,
     data,
