@@ -3,7 +3,7 @@
 #   docker build -t gitops-runner .
 #   docker run --init -p 8080:8080 -v gitops-runner-data:/data gitops-runner
 #
-# The default entry point is the long-lived runner (runner/main.ts). For a
+# The default entry point is the long-lived runner (runner/main.js). For a
 # one-shot CLI run, replace the entry point and pass the command's arguments:
 #   docker run --rm --init --no-healthcheck -v gitops-runner-data:/data \
 #     --entrypoint node gitops-runner /app/bin/gitops-runner.js plan --repo https://example.com/org/infra.git --json
@@ -121,6 +121,17 @@ RUN tofu version -json > /tmp/tofu-version.json \
       }" \
  && rm /tmp/tofu-version.json
 
+# Node's compile cache of the runner's sources (bin/compile-cache.js), filled
+# now from every module with the entry point's flags: the runner then never
+# loads Node's TypeScript transformer, about 17 MB less for its whole life.
+# Read-only for the runner user, like the sources it was made from.
+ENV NODE_COMPILE_CACHE=/app/compile-cache
+RUN node --max-semi-space-size=1 --input-type=module -e " \
+      import { globSync } from 'node:fs'; \
+      import { flushCompileCache } from 'node:module'; \
+      for (const file of globSync('/app/src/**/*.ts')) await import(file); \
+      flushCompileCache();"
+
 # GITOPS_RUNNER_TERRAFORM names the engine binary outright (otherwise the runner
 # looks for tofu, then terraform, on PATH). GITOPS_RUNNER_LISTEN_HOST: the HTTP
 # server answers on every interface of the container, not only its loopback.
@@ -148,4 +159,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/runner/main.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/runner/main.js"]

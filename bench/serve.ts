@@ -46,11 +46,11 @@ interface Served {
   stop(): Promise<void>;
 }
 
-/** Starts `serve` (as `npm start` does: node runner/main.ts) and waits until it listens. */
+/** Starts `serve` (as `npm start` does: node runner/main.js) and waits until it listens. */
 async function startServe(args: readonly string[], env: Record<string, string>): Promise<Served> {
   const child = spawn(
     process.execPath,
-    [...SERVE_NODE_FLAGS, path.join(repoRoot, "runner", "main.ts"), ...args],
+    [...SERVE_NODE_FLAGS, path.join(repoRoot, "runner", "main.js"), ...args],
     {
       cwd: repoRoot,
       env: { ...baseEnv, ...SERVE_ENV, GITOPS_RUNNER_LOG_FORMAT: "json", ...env },
@@ -115,32 +115,40 @@ async function stacksInSync(served: Served, count: number): Promise<true | undef
 // --- rss ---------------------------------------------------------------------------
 
 async function idleRss(root: string): Promise<void> {
-  progress("rss: serve on the embedded default (the demo stacks), until its first apply is done");
-  const data = path.join(root, "embedded");
-  const served = await startServe([], { GITOPS_RUNNER_DATA_DIR: data, GITOPS_RUNNER_API_TOKEN: TOKEN });
-  try {
-    await until("the demo applied", () => stacksInSync(served, 1));
-    progress("rss: idle for 20 s");
-    const samples: number[] = [];
-    for (let second = 0; second < 20; second++) {
-      await delay(1000);
-      samples.push(await rssMb(served.process.pid as number));
+  // Side by side: Node's compile cache off (every start strips the TypeScript with a WebAssembly
+  // transformer), on with an empty cache (a first start), and on with the cache that start filled.
+  const cache = path.join(root, "compile-cache");
+  const twins: [string, Record<string, string>][] = [
+    ["compile cache off", { NODE_DISABLE_COMPILE_CACHE: "1" }],
+    ["compile cache on, first start", { NODE_COMPILE_CACHE: cache }],
+    ["compile cache on, a later start", { NODE_COMPILE_CACHE: cache }],
+  ];
+  const rows: string[][] = [];
+  for (const [index, [name, env]] of twins.entries()) {
+    progress(`rss: ${name}: serve on the embedded default (the demo stacks), until its first apply is done`);
+    const data = path.join(root, `embedded-${index}`);
+    const served = await startServe([], {
+      GITOPS_RUNNER_DATA_DIR: data,
+      GITOPS_RUNNER_API_TOKEN: TOKEN,
+      ...env,
+    });
+    try {
+      await until("the demo applied", () => stacksInSync(served, 1));
+      progress(`rss: ${name}: idle for 20 s`);
+      const samples: number[] = [];
+      for (let second = 0; second < 20; second++) {
+        await delay(1000);
+        samples.push(await rssMb(served.process.pid as number));
+      }
+      rows.push([name, median(samples).toFixed(0), Math.max(...samples).toFixed(0), "< 120 MB"]);
+    } finally {
+      await served.stop();
     }
-    out(`\nidle RSS of serve on the embedded default after its first apply, sampled each second for 20 s\n`);
-    printTable(
-      ["", "median MB", "max MB", "target"],
-      [
-        [
-          "serve (node runner/main.ts)",
-          median(samples).toFixed(0),
-          Math.max(...samples).toFixed(0),
-          "< 120 MB",
-        ],
-      ],
-    );
-  } finally {
-    await served.stop();
   }
+  out(
+    `\nidle RSS of serve (node runner/main.js) on the embedded default after its first apply, sampled each second for 20 s\n`,
+  );
+  printTable(["", "median MB", "max MB", "target"], rows);
 }
 
 // --- webhook ---------------------------------------------------------------------------
@@ -392,7 +400,7 @@ runMain(USAGE, async () => {
   await printHeader(
     "serve: idle memory, webhook latency, and cost with a long history",
     await engineBinary(),
-    ["serve runs as `npm start` runs it (node runner/main.ts); figures read from /proc."],
+    ["serve runs as `npm start` runs it (node runner/main.js); figures read from /proc."],
   );
   const root = await tempRoot("serve");
   try {

@@ -219,6 +219,21 @@ describe("CDK Terrain", () => {
   });
 });
 
+describe("usage", () => {
+  it("prints the usage on stdout for --help, -h and help; on stderr, with exit 1, for an unknown command", async () => {
+    for (const asked of ["--help", "-h", "help"]) {
+      const result = await runCli([asked]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^Usage:\n {2}gitops-runner serve /);
+      expect(result.stderr).toBe("");
+    }
+    const wrong = await runCli(["plna"]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toBe("");
+    expect(wrong.stderr).toMatch(/^gitops-runner: unknown command "plna"\nUsage:\n/);
+  });
+});
+
 describe("bad input", () => {
   it("refuses an unknown stack name before any work", async () => {
     const repo = await TestRepo.create(threeStacks);

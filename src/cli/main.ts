@@ -62,6 +62,10 @@ export interface Output {
 export async function main(argv: readonly string[], env: Environment, output: Output): Promise<number> {
   // Everything the runner and its children write (state, records, plans) is private to its user.
   process.umask(0o077);
+  if (argv.length === 1 && ["--help", "-h", "help"].includes(argv[0] as string)) {
+    output.stdout(`${USAGE}\n`);
+    return 0;
+  }
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env, output);
   // serve and migrate-store load what they need (fastify, forges, PostgreSQL) only when asked for.
   if (argv[0] === "migrate-store") {

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { flushCompileCache } from "node:module";
 import path from "node:path";
 import type { Logger } from "pino";
 import {
@@ -147,6 +148,8 @@ export async function serve(
     );
     await service.start();
     logger.info("recovered; working");
+    // What start-up loaded goes to Node's compile cache now, not only at exit (bin/compile-cache.js).
+    flushCompileCache();
 
     const signal = await stopped;
     logger.info({ signal }, "stopping: no new work; running steps finish or are cancelled");
