@@ -7,15 +7,13 @@
  *            (5,000 per stack) beside the same runner with an empty history (target: within 1.2x).
  * Usage: node bench/serve.ts [rss|webhook|history ...]   (all three by default)
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
-import { once } from "node:events";
 import { access, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { DatabaseSync } from "node:sqlite";
 import { setTimeout as delay } from "node:timers/promises";
 import { startFakeGitHub } from "../test/support/fake-github.ts";
+import { stacksInSync, startServe, TOKEN, until } from "./served.ts";
 import {
   appSource,
   baseEnv,
@@ -28,73 +26,11 @@ import {
   printHeader,
   printTable,
   progress,
-  repoRoot,
   runMain,
   tempRoot,
 } from "./support.ts";
 
 const USAGE = "usage: node bench/serve.ts [rss|webhook|history ...]";
-const TOKEN = "bench-write-token-0123456789";
-/** How `npm start` and the image run serve (package.json, Dockerfile): a small young generation, two malloc arenas. */
-const SERVE_NODE_FLAGS = ["--max-semi-space-size=1"];
-const SERVE_ENV = { MALLOC_ARENA_MAX: "2" };
-
-interface Served {
-  readonly url: string;
-  readonly process: ChildProcess;
-  json<T>(route: string): Promise<T>;
-  stop(): Promise<void>;
-}
-
-/** Starts `serve` (as `npm start` does: node runner/main.js) and waits until it listens. */
-async function startServe(args: readonly string[], env: Record<string, string>): Promise<Served> {
-  const child = spawn(
-    process.execPath,
-    [...SERVE_NODE_FLAGS, path.join(repoRoot, "runner", "main.js"), ...args],
-    {
-      cwd: repoRoot,
-      env: { ...baseEnv, ...SERVE_ENV, GITOPS_RUNNER_LOG_FORMAT: "json", ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === "listening" && entry.url) resolve(entry.url);
-      } catch {
-        // Not a log line.
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`serve exited with ${code} before listening`)));
-  });
-  const token = env.GITOPS_RUNNER_API_TOKEN ?? TOKEN;
-  return {
-    url,
-    process: child,
-    async json<T>(route: string) {
-      const response = await fetch(new URL(route, url), { headers: { authorization: `Bearer ${token}` } });
-      if (!response.ok) throw new Error(`${route}: ${response.status}`);
-      return (await response.json()) as T;
-    },
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = once(child, "exit");
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    await delay(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -105,11 +41,6 @@ async function rssMb(pid: number): Promise<number> {
 async function cpuSeconds(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function stacksInSync(served: Served, count: number): Promise<true | undefined> {
-  const { stacks } = await served.json<{ stacks: { state: string }[] }>("/api/stacks");
-  return stacks.length === count && stacks.every((stack) => stack.state === "in-sync") ? true : undefined;
 }
 
 // --- rss ---------------------------------------------------------------------------
