@@ -2,24 +2,10 @@ import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, expect } from "vitest";
+import { launchChromium } from "./chromium.ts";
 import { repoRoot } from "./toolchain.ts";
-
-/**
- * Debian's Chromium, driven by playwright-core (which downloads nothing), with
- * a fresh profile per browser and no background traffic: this network has no
- * way out, and Chromium's own connections would only be refused.
- */
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 export const SCREENSHOTS = path.join(repoRoot, "test-output", "screenshots");
 
@@ -27,11 +13,7 @@ export const SCREENSHOTS = path.join(repoRoot, "test-output", "screenshots");
 export function useBrowser(): () => Browser {
   let browser: Browser | undefined;
   beforeAll(async () => {
-    const executablePath = process.env.GITOPS_RUNNER_TEST_CHROMIUM;
-    if (!executablePath)
-      throw new Error("GITOPS_RUNNER_TEST_CHROMIUM is not set: run the tests with `npm test`");
-    // Playwright starts Chromium with a fresh temporary --user-data-dir of its own.
-    browser = await chromium.launch({ executablePath, headless: true, args: FLAGS });
+    browser = await launchChromium();
   });
   afterAll(() => browser?.close());
   return () => {
