@@ -13,14 +13,13 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { setTimeout as delay } from "node:timers/promises";
 import { startFakeGitHub } from "../test/support/fake-github.ts";
-import { stacksInSync, startServe, TOKEN, until } from "./served.ts";
+import { serveConfig, stacksInSync, startServe, TOKEN, until } from "./served.ts";
 import {
   appSource,
   baseEnv,
   commitAll,
   createRepo,
   engineBinary,
-  freshDataDir,
   median,
   out,
   printHeader,
@@ -91,27 +90,18 @@ async function webhookLatency(root: string): Promise<void> {
   const marker = path.join(root, "slow-apply-started");
   const spec = (size: number) => ({ a: { jobs: { size: 1 } }, b: { web: { size } } });
   await createRepo(repo, spec(1));
-  const data = await freshDataDir(path.join(root, "webhook-data"), path.join(root, "dependency-cache"));
-  const config = path.join(root, "webhook.json");
-  await writeFile(
-    config,
-    JSON.stringify({
-      repository: { url: repo },
-      dataDir: data,
-      listen: { port: 0 },
-      pollIntervalSeconds: 1,
-      shutdownGraceSeconds: 1,
-      engine: await engineBinary(),
-      forge: {
-        type: "github",
-        owner: "acme",
-        repo: "infra",
-        baseUrl: forge.url,
-        tokenEnv: "BENCH_FORGE_TOKEN",
-        webhookSecretEnv: "BENCH_FORGE_SECRET",
-      },
-    }),
-  );
+  const { config } = await serveConfig(root, "webhook", repo, {
+    pollIntervalSeconds: 1,
+    shutdownGraceSeconds: 1,
+    forge: {
+      type: "github",
+      owner: "acme",
+      repo: "infra",
+      baseUrl: forge.url,
+      tokenEnv: "BENCH_FORGE_TOKEN",
+      webhookSecretEnv: "BENCH_FORGE_SECRET",
+    },
+  });
   const served = await startServe(["--config", config], {
     GITOPS_RUNNER_API_TOKEN: TOKEN,
     BENCH_FORGE_TOKEN: "bench-forge-token",
@@ -208,22 +198,10 @@ async function historyCost(root: string): Promise<void> {
   await createRepo(repo, Object.fromEntries(stacks.map((stack) => [stack, { item: { stack } }])));
   const twins: { name: string; data: string; config: string }[] = [];
   for (const name of ["empty history", "20,000 runs"]) {
-    const data = await freshDataDir(
-      path.join(root, `history-${twins.length}`),
-      path.join(root, "dependency-cache"),
-    );
-    const config = path.join(root, `history-${twins.length}.json`);
-    await writeFile(
-      config,
-      JSON.stringify({
-        repository: { url: repo },
-        dataDir: data,
-        listen: { port: 0 },
-        pollIntervalSeconds: 5,
-        drift: { tickSeconds: 2 },
-        engine: await engineBinary(),
-      }),
-    );
+    const { data, config } = await serveConfig(root, `history-${twins.length}`, repo, {
+      pollIntervalSeconds: 5,
+      drift: { tickSeconds: 2 },
+    });
     twins.push({ name, data, config });
   }
   for (const twin of twins) {

@@ -1,14 +1,16 @@
 /**
  * `serve` as a child process for benchmarks: started as `npm start` starts it
  * (node runner/main.js, the same Node flags and malloc arenas), its JSON API
- * with a write token, and waiting on a condition without a fixed sleep.
+ * with a write token, waiting on a condition without a fixed sleep, and its
+ * data directory and configuration.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { baseEnv, repoRoot } from "./support.ts";
+import { baseEnv, engineBinary, freshDataDir, repoRoot } from "./support.ts";
 
 export const TOKEN = "bench-write-token-0123456789";
 /** How `npm start` and the image run serve (package.json, Dockerfile): a small young generation, two malloc arenas. */
@@ -79,4 +81,30 @@ export async function until<T>(
 export async function stacksInSync(served: Served, count: number): Promise<true | undefined> {
   const { stacks } = await served.json<{ stacks: { state: string }[] }>("/api/stacks");
   return stacks.length === count && stacks.every((stack) => stack.state === "in-sync") ? true : undefined;
+}
+
+/**
+ * A fresh data directory `root/data-NAME` (with the benchmark's shared
+ * dependency cache) and a configuration `root/NAME.json` for serve on `repo`:
+ * any free port, the engine the benchmarks use, then `settings`.
+ */
+export async function serveConfig(
+  root: string,
+  name: string,
+  repo: string,
+  settings: Record<string, unknown>,
+): Promise<{ readonly data: string; readonly config: string }> {
+  const data = await freshDataDir(path.join(root, `data-${name}`), path.join(root, "dependency-cache"));
+  const config = path.join(root, `${name}.json`);
+  await writeFile(
+    config,
+    JSON.stringify({
+      repository: { url: repo },
+      dataDir: data,
+      listen: { port: 0 },
+      engine: await engineBinary(),
+      ...settings,
+    }),
+  );
+  return { data, config };
 }
