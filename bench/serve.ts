@@ -7,12 +7,13 @@
  *            (5,000 per stack) beside the same runner with an empty history (target: within 1.2x).
  * Usage: node bench/serve.ts [rss|webhook|history ...]   (all three by default)
  */
-import { createHmac, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { access, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { setTimeout as delay } from "node:timers/promises";
 import { startFakeGitHub } from "../test/support/fake-github.ts";
+import { deliverGitHub, githubPullRequest } from "../test/support/github-deliveries.ts";
 import { serveConfig, stacksInSync, startServe, TOKEN, until } from "./served.ts";
 import {
   appSource,
@@ -114,35 +115,30 @@ async function webhookLatency(root: string): Promise<void> {
   try {
     progress("webhook: waiting for the first apply");
     await until("the first apply", () => stacksInSync(served, 2));
+    // Stack a's resource that sleeps 300 s when created, once the busy samples start: kept by
+    // every pull request after it, which changes stack b alone.
+    let slowA = false;
+    const source = (size: number) =>
+      slowA
+        ? appSource(spec(size)).replace(
+            "app.synth();",
+            `new DataResource(s_a, "slow", { input: 1, provisioners: [{ type: "local-exec", command: "touch ${marker}; sleep 300" }] });\napp.synth();`,
+          )
+        : appSource(spec(size));
     let number = 100;
     const measure = async (): Promise<number> => {
       number++;
       await git("checkout", "--quiet", "-b", `change-${number}`, "main");
-      await writeFile(path.join(repo, "main.ts"), appSource(spec(number)));
+      await writeFile(path.join(repo, "main.ts"), source(number));
       await commitAll(repo, `Change ${number}`);
       const head = await git("rev-parse", "HEAD");
       await git("checkout", "--quiet", "main");
       forge.addPullRequest({ number, headSha: head, headRef: `change-${number}` });
-      const body = JSON.stringify({
-        action: "opened",
-        number,
-        pull_request: {
-          head: { sha: head, repo: { full_name: "acme/infra" } },
-          base: { repo: { full_name: "acme/infra" } },
-          merged: false,
-          merge_commit_sha: null,
-        },
-      });
       const sent = performance.now();
-      const response = await fetch(new URL("/webhooks/github", served.url), {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-github-event": "pull_request",
-          "x-github-delivery": randomUUID(),
-          "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
-        },
-        body,
+      const response = await deliverGitHub(served.url, secret, {
+        event: "pull_request",
+        id: randomUUID(),
+        payload: githubPullRequest("opened", number, head),
       });
       if (response.status !== 202) throw new Error(`webhook answered ${response.status}`);
       await until("the plan's pending status", async () =>
@@ -158,13 +154,8 @@ async function webhookLatency(root: string): Promise<void> {
     for (let sample = 0; sample < 5; sample++) idle.push(await measure());
 
     progress("webhook: a slow apply of stack a (a resource that sleeps 300 s when it is created)");
-    await writeFile(
-      path.join(repo, "main.ts"),
-      appSource(spec(1)).replace(
-        "app.synth();",
-        `new DataResource(s_a, "slow", { input: 1, provisioners: [{ type: "local-exec", command: "touch ${marker}; sleep 300" }] });\napp.synth();`,
-      ),
-    );
+    slowA = true;
+    await writeFile(path.join(repo, "main.ts"), source(1));
     await commitAll(repo, "A slow resource");
     await until("the slow apply to start", () => access(marker).then(() => true));
     const busy: number[] = [];
