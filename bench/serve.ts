@@ -47,12 +47,13 @@ async function cpuSeconds(pid: number): Promise<number> {
 
 async function idleRss(root: string): Promise<void> {
   // Side by side: Node's compile cache off (every start strips the TypeScript with a WebAssembly
-  // transformer), on with an empty cache (a first start), and on with the cache that start filled.
+  // transformer), on with an empty cache (a start with no fill before it), and on with the cache
+  // that start filled (as after the set-up's or the image build's fill, or any later start).
   const cache = path.join(root, "compile-cache");
   const twins: [string, Record<string, string>][] = [
     ["compile cache off", { NODE_DISABLE_COMPILE_CACHE: "1" }],
-    ["compile cache on, first start", { NODE_COMPILE_CACHE: cache }],
-    ["compile cache on, a later start", { NODE_COMPILE_CACHE: cache }],
+    ["compile cache on, empty", { NODE_COMPILE_CACHE: cache }],
+    ["compile cache on, filled", { NODE_COMPILE_CACHE: cache }],
   ];
   const rows: string[][] = [];
   for (const [index, [name, env]] of twins.entries()) {

@@ -302,6 +302,14 @@ if [[ "$purpose" == test ]]; then
   fi
 fi
 
+# --- Node's compile cache of the runner's sources ------------------------------------
+# bin/compile-cache.js: filled now, the first start after this set-up strips no TypeScript.
+if node "$root/bin/fill-compile-cache.js"; then
+  say "compile cache: filled with the runner's sources"
+else
+  say "compile cache: not filled; the runner fills it as it runs"
+fi
+
 # --- the environment for scripts/run.sh ----------------------------------------------
 {
   echo "# Written by scripts/setup.sh ($purpose); sourced by scripts/run.sh."
