@@ -3,6 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import type { MaintenanceWindow } from "../domain/apply-gate.ts";
 import { RunnerError } from "../errors.ts";
+import type { EmailTargetOptions } from "../notify/email.ts";
 import { parseSchedule, policyDefaultsSchema, type Schedule } from "../policy/policy.ts";
 
 const DEFAULT_CACHE_BYTES = 4 * 1024 ** 3;
@@ -327,16 +328,9 @@ export interface NamedToken {
   readonly value: string;
 }
 
-export interface EmailSecrets {
+/** An email target as configured, its password read from the environment. */
+export interface EmailSecrets extends Omit<EmailTargetOptions, "ca" | "timeoutMs"> {
   readonly type: "email";
-  readonly name: string;
-  readonly host: string;
-  readonly port: number;
-  readonly security: "starttls" | "tls";
-  readonly user?: string;
-  readonly password?: string;
-  readonly from: string;
-  readonly to: readonly string[];
 }
 
 export interface ServeSecrets {
