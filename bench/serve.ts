@@ -13,7 +13,7 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { setTimeout as delay } from "node:timers/promises";
 import { startFakeGitHub } from "../test/support/fake-github.ts";
-import { deliverGitHub, githubPullRequest } from "../test/support/github-deliveries.ts";
+import { deliverGitHub, githubForgeConfig, githubPullRequest } from "../test/support/github-deliveries.ts";
 import { serveConfig, stacksInSync, startServe, TOKEN, until } from "./served.ts";
 import {
   appSource,
@@ -95,14 +95,7 @@ async function webhookLatency(root: string): Promise<void> {
   const { config } = await serveConfig(root, "webhook", repo, {
     pollIntervalSeconds: 1,
     shutdownGraceSeconds: 1,
-    forge: {
-      type: "github",
-      owner: "acme",
-      repo: "infra",
-      baseUrl: forge.url,
-      tokenEnv: "BENCH_FORGE_TOKEN",
-      webhookSecretEnv: "BENCH_FORGE_SECRET",
-    },
+    forge: githubForgeConfig(forge.url, { token: "BENCH_FORGE_TOKEN", webhookSecret: "BENCH_FORGE_SECRET" }),
   });
   const served = await startServe(["--config", config], {
     GITOPS_RUNNER_API_TOKEN: TOKEN,

@@ -3,7 +3,7 @@ import { userInfo } from "node:os";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { runCli } from "./support/cli.ts";
 import { startFakeGitHub } from "./support/fake-github.ts";
-import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
+import { deliverGitHub, githubForgeConfig, githubPullRequest } from "./support/github-deliveries.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -35,14 +35,7 @@ describe("the audit trail", () => {
       repository: { url: repo.dir },
       pollIntervalSeconds: 3600,
       apiTokens: [{ name: "ops-bot", tokenEnv: "OPS_TOKEN" }],
-      forge: {
-        type: "github",
-        owner: "acme",
-        repo: "infra",
-        baseUrl: forge.url,
-        tokenEnv: "TEST_FORGE_TOKEN",
-        webhookSecretEnv: "TEST_FORGE_SECRET",
-      },
+      forge: githubForgeConfig(forge.url),
     });
     const served = await startServe(config, {
       TEST_FORGE_TOKEN: TOKEN,

@@ -4,7 +4,7 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
-import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
+import { deliverGitHub, githubForgeConfig, githubPullRequest } from "./support/github-deliveries.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 import { primaryEngine } from "./support/toolchain.ts";
@@ -54,14 +54,7 @@ describe("a run that errors (the runner's own fault)", () => {
         pollIntervalSeconds: 3600,
         engine: await brokenEngine(data),
         notifications: [{ type: "slack", urlEnv: "TEST_SLACK_URL" }],
-        forge: {
-          type: "github",
-          owner: "acme",
-          repo: "infra",
-          baseUrl: forge.url,
-          tokenEnv: "TEST_FORGE_TOKEN",
-          webhookSecretEnv: "TEST_FORGE_SECRET",
-        },
+        forge: githubForgeConfig(forge.url),
       }),
       {
         TEST_FORGE_TOKEN: token,

@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
-import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
+import { deliverGitHub, githubForgeConfig, githubPullRequest } from "./support/github-deliveries.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -45,14 +45,7 @@ describe("credentials of plans", () => {
             planEnv: { TF_VAR_plan_only: "plan-credential-41ab" },
           },
         },
-        forge: {
-          type: "github",
-          owner: "acme",
-          repo: "infra",
-          baseUrl: forge.url,
-          tokenEnv: "TEST_FORGE_TOKEN",
-          webhookSecretEnv: "TEST_FORGE_SECRET",
-        },
+        forge: githubForgeConfig(forge.url),
       }),
       { TEST_FORGE_TOKEN: token, TEST_FORGE_SECRET: secret },
     );

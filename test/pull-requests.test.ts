@@ -5,6 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
 import { startFakeGitLab } from "./support/fake-gitlab.ts";
+import { githubForgeConfig } from "./support/github-deliveries.ts";
 import {
   events,
   githubPullRequest,
@@ -234,13 +235,7 @@ describe("pull requests without webhooks", () => {
     const config = await writeServeConfig(data, {
       repository: { url: repo.dir },
       pollIntervalSeconds: 1,
-      forge: {
-        type: "github",
-        owner: "acme",
-        repo: "infra",
-        baseUrl: forge.url,
-        tokenEnv: "TEST_FORGE_TOKEN",
-      },
+      forge: githubForgeConfig(forge.url, { token: "TEST_FORGE_TOKEN" }),
     });
     const served = await startServe(config, { TEST_FORGE_TOKEN: TOKEN });
     await planStatus(forge, head, "success");

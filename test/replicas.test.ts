@@ -3,7 +3,7 @@ import path from "node:path";
 import pg from "pg";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
-import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
+import { deliverGitHub, githubForgeConfig, githubPullRequest } from "./support/github-deliveries.ts";
 import { usePostgres } from "./support/postgres.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { type Served, startServe, writeServeConfig } from "./support/serve.ts";
@@ -194,14 +194,7 @@ describe("two replicas on PostgreSQL", () => {
       { web: { service: { input: { size: 1 } } } },
       {
         pollIntervalSeconds: 3600,
-        forge: {
-          type: "github",
-          owner: "acme",
-          repo: "infra",
-          baseUrl: forge.url,
-          tokenEnv: "TEST_FORGE_TOKEN",
-          webhookSecretEnv: "TEST_FORGE_SECRET",
-        },
+        forge: githubForgeConfig(forge.url),
       },
       { TEST_FORGE_TOKEN: token, TEST_FORGE_SECRET: secret },
     );

@@ -6,6 +6,7 @@ import { exec } from "../src/process/exec.ts";
 import { createSandbox } from "../src/process/sandbox.ts";
 import { runCli } from "./support/cli.ts";
 import { startFakeGitHub } from "./support/fake-github.ts";
+import { githubForgeConfig } from "./support/github-deliveries.ts";
 import { dataDir, TestRepo } from "./support/repo.ts";
 import { READ_TOKEN, startServe, WRITE_TOKEN, writeServeConfig } from "./support/serve.ts";
 import { tempDir } from "./support/toolchain.ts";
@@ -151,14 +152,10 @@ describe("the sandbox of synthesis and dependency installs", () => {
         { type: "slack", urlEnv: "TEST_SLACK_URL" },
         { type: "webhook", url: "http://127.0.0.1:9/notify", secretEnv: "TEST_NOTIFY_SECRET" },
       ],
-      forge: {
-        type: "github",
-        owner: "acme",
-        repo: "infra",
-        baseUrl: forge.url,
-        tokenEnv: "TEST_FORGE_TOKEN",
-        webhookSecretEnv: "TEST_FORGE_WEBHOOK_SECRET",
-      },
+      forge: githubForgeConfig(forge.url, {
+        token: "TEST_FORGE_TOKEN",
+        webhookSecret: "TEST_FORGE_WEBHOOK_SECRET",
+      }),
       env: { GITOPS_RUNNER_TEST_MARKER: CONFIG_SECRET },
     });
     const served = await startServe(config, SECRETS);

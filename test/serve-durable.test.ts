@@ -3,7 +3,7 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
-import { deliverGitHub, githubPullRequest } from "./support/github-deliveries.ts";
+import { deliverGitHub, githubForgeConfig, githubPullRequest } from "./support/github-deliveries.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -86,14 +86,7 @@ describe("serve works on several things at once", () => {
         repository: { url: repo.dir },
         pollIntervalSeconds: 1,
         shutdownGraceSeconds: 1,
-        forge: {
-          type: "github",
-          owner: "acme",
-          repo: "infra",
-          baseUrl: forge.url,
-          tokenEnv: "TEST_FORGE_TOKEN",
-          webhookSecretEnv: "TEST_FORGE_SECRET",
-        },
+        forge: githubForgeConfig(forge.url),
       }),
       { TEST_FORGE_TOKEN: token, TEST_FORGE_SECRET: secret },
     );

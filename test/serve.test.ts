@@ -3,6 +3,7 @@ import { access, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { startFakeGitHub } from "./support/fake-github.ts";
+import { githubForgeConfig } from "./support/github-deliveries.ts";
 import { type AppSpec, dataDir, TestRepo } from "./support/repo.ts";
 import { queryDb, READ_TOKEN, startServe, writeServeConfig } from "./support/serve.ts";
 
@@ -178,14 +179,10 @@ describe("gitops-runner serve", () => {
         pollIntervalSeconds: 3600,
         workers: 1,
         webhooks: { generic: { secretEnv: "TEST_WEBHOOK_SECRET" } },
-        forge: {
-          type: "github",
-          owner: "acme",
-          repo: "infra",
-          baseUrl: github.url,
-          tokenEnv: "TEST_FORGE_TOKEN",
-          webhookSecretEnv: "TEST_WEBHOOK_SECRET",
-        },
+        forge: githubForgeConfig(github.url, {
+          token: "TEST_FORGE_TOKEN",
+          webhookSecret: "TEST_WEBHOOK_SECRET",
+        }),
       }),
       { TEST_WEBHOOK_SECRET: WEBHOOK_SECRET, TEST_FORGE_TOKEN: "forge-token" },
     );

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 
-/** GitHub webhook deliveries as the tests send them: payloads shaped like GitHub's, signed like GitHub signs. */
+/** GitHub as the tests meet it: the runner's configuration of the fake, and webhook deliveries shaped and signed like GitHub's. */
 
 /** Delivers a GitHub webhook to a runner at `url`, signed with `secret` unless a `signature` is given. */
 export function deliverGitHub(
@@ -48,5 +48,23 @@ export function githubComment(number: number, comment: { id: number; body: strin
     action: "created",
     issue: { number, pull_request: { url: `https://api.github.com/repos/acme/infra/pulls/${number}` } },
     comment: { id: comment.id, body: comment.body, user: { login: comment.login, id: 4242 } },
+  };
+}
+
+/** The runner's configuration of a fake GitHub at `url` (acme/infra), its secrets read from these variables. */
+export function githubForgeConfig(
+  url: string,
+  variables: { token: string; webhookSecret?: string } = {
+    token: "TEST_FORGE_TOKEN",
+    webhookSecret: "TEST_FORGE_SECRET",
+  },
+) {
+  return {
+    type: "github",
+    owner: "acme",
+    repo: "infra",
+    baseUrl: url,
+    tokenEnv: variables.token,
+    ...(variables.webhookSecret ? { webhookSecretEnv: variables.webhookSecret } : {}),
   };
 }
